@@ -1,0 +1,13 @@
+"""Forward model: PSF kernels, the block-centred strided operator and its adjoint, SRFs, noise."""
+from .degradation import Degradation, Observation, simulate
+from .noise import add_noise, measured_snr, noise_sigma, seeded_rng
+from .psf import KERNEL_PRESETS, KernelError, check_kernel, gaussian_kernel, list_kernels, make_kernel, resize_kernel
+from .spatial import BOUNDARIES, blur_decimate, blur_decimate_adjoint, check_scale, interp_matrix, upsample
+from .srf import SENSORS, SRFError, band_coverage, list_sensors, sensor_curves, srf_matrix
+
+__all__ = [
+    "Degradation", "Observation", "simulate", "add_noise", "measured_snr", "noise_sigma", "seeded_rng",
+    "KERNEL_PRESETS", "KernelError", "check_kernel", "gaussian_kernel", "list_kernels", "make_kernel", "resize_kernel",
+    "BOUNDARIES", "blur_decimate", "blur_decimate_adjoint", "check_scale", "interp_matrix", "upsample",
+    "SENSORS", "SRFError", "band_coverage", "list_sensors", "sensor_curves", "srf_matrix",
+]

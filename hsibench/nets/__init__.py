@@ -1,0 +1,1 @@
+"""Deep unsupervised fusion networks (one training engine, shared learned-degradation layers)."""

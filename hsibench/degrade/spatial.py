@@ -1,0 +1,213 @@
+"""The spatial operator: block-centred strided PSF correlation (blur + decimate), its exact adjoint,
+and block-centred interpolation back to the HR grid.
+
+LR pixel (i, j) is centred on HR block [i·s, (i+1)·s) × [j·s, (j+1)·s); a k×k kernel (k ≡ s mod 2)
+is applied with (k − s)/2 pixels of padding on each side. Boundaries: ``symmetric`` (half-sample
+reflection, the default) or ``circular``. All functions take ``(..., rows, cols)`` arrays of any
+array-API namespace (NumPy, CuPy, torch) and return the same namespace.
+
+This module is the single definition of the operator: every method and the simulator call it, and
+the fused kernels in ``hsibench.kernels`` are checked against it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..xp import array_namespace, asarray_like
+from .psf import KernelError
+
+__all__ = [
+    "BOUNDARIES",
+    "blur_decimate",
+    "blur_decimate_adjoint",
+    "interp_matrix",
+    "upsample",
+    "check_scale",
+]
+
+BOUNDARIES = ("symmetric", "circular")
+
+
+def check_scale(rows: int, cols: int, scale: int) -> None:
+    """Raise if ``scale`` does not divide the HR image size."""
+    if scale < 1 or int(scale) != scale:
+        raise ValueError(f"scale factor must be a positive integer, got {scale}")
+    if rows % scale or cols % scale:
+        raise ValueError(f"scale factor {scale} does not divide the image size {rows}×{cols}")
+
+
+def _geometry(kshape: tuple[int, int], scale: int) -> tuple[int, int, int, int]:
+    """(pad_r, pad_c, start_r, start_c): padding per side and the first tap's padded coordinate."""
+    kh, kw = kshape
+    if (kh - scale) % 2 or (kw - scale) % 2:
+        raise KernelError(f"PSF size {kshape} has the wrong parity for scale {scale}")
+    off_r, off_c = (scale - kh) // 2, (scale - kw) // 2  # first tap offset in HR coordinates
+    pad_r, pad_c = max(0, -off_r), max(0, -off_c)
+    return pad_r, pad_c, pad_r + off_r, pad_c + off_c
+
+
+def _boundary_index(idx: np.ndarray, n: int, boundary: str) -> np.ndarray:
+    """Map out-of-range indices into [0, n) by half-sample reflection or wrap-around."""
+    if boundary == "symmetric":
+        m = np.mod(idx, 2 * n)
+        return np.where(m < n, m, 2 * n - 1 - m)
+    if boundary == "circular":
+        return np.mod(idx, n)
+    raise ValueError(f"unknown boundary {boundary!r}; use one of {BOUNDARIES}")
+
+
+def _pad_index(n: int, pad: int, boundary: str) -> np.ndarray:
+    if pad > n:
+        raise ValueError(f"padding {pad} exceeds the image size {n}; kernel too large for this image")
+    return _boundary_index(np.arange(-pad, n + pad), n, boundary)
+
+
+def _pad(x, pad_r: int, pad_c: int, boundary: str):
+    xp = array_namespace(x)
+    rows, cols = x.shape[-2], x.shape[-1]
+    if pad_r:
+        x = xp.take(x, asarray_like(_pad_index(rows, pad_r, boundary), x, dtype=xp.int64), axis=x.ndim - 2)
+    if pad_c:
+        x = xp.take(x, asarray_like(_pad_index(cols, pad_c, boundary), x, dtype=xp.int64), axis=x.ndim - 1)
+    return x
+
+
+def blur_decimate(x, psf, scale: int, boundary: str = "symmetric"):
+    """LR = decimate_s(correlate(X, psf)), block-centred, for every leading index of ``x``.
+
+    The kernel is used as given (a PSF from :func:`make_kernel` already sums to 1).
+    ``x``: (..., H, W) with s | H and s | W. ``psf``: (kh, kw) with kh ≡ kw ≡ s (mod 2).
+    Returns (..., H/s, W/s) in the namespace and dtype of ``x``.
+    """
+    rows, cols = x.shape[-2], x.shape[-1]
+    check_scale(rows, cols, scale)
+    k = _as_kernel(psf, scale)
+    pad_r, pad_c, st_r, st_c = _geometry(k.shape, scale)
+    xpad = _pad(x, pad_r, pad_c, boundary)
+    h, w = rows // scale, cols // scale
+    kh, kw = k.shape
+    out = None
+    for u in range(kh):
+        r0 = st_r + u
+        for v in range(kw):
+            c0 = st_c + v
+            if k[u, v] == 0:
+                continue
+            tap = float(k[u, v]) * xpad[..., r0 : r0 + scale * (h - 1) + 1 : scale, c0 : c0 + scale * (w - 1) + 1 : scale]
+            out = tap if out is None else out + tap
+    return out
+
+
+def blur_decimate_adjoint(y, psf, scale: int, hr_shape: tuple[int, int], boundary: str = "symmetric"):
+    """Exact transpose of :func:`blur_decimate`: <A x, y> = <x, Aᵀ y> for every x, y.
+
+    Scatters each LR pixel back through the kernel taps onto the padded HR grid, then folds the
+    padding back onto the image according to the boundary rule.
+    """
+    xp = array_namespace(y)
+    rows, cols = hr_shape
+    check_scale(rows, cols, scale)
+    h, w = rows // scale, cols // scale
+    if tuple(y.shape[-2:]) != (h, w):
+        raise ValueError(f"LR shape {tuple(y.shape[-2:])} does not match HR {hr_shape} at scale {scale}")
+    k = _as_kernel(psf, scale)
+    pad_r, pad_c, st_r, st_c = _geometry(k.shape, scale)
+    lead = tuple(y.shape[:-2])
+    z = xp.zeros(lead + (rows + 2 * pad_r, cols + 2 * pad_c), dtype=y.dtype, device=_device(y))
+    kh, kw = k.shape
+    for u in range(kh):
+        r0 = st_r + u
+        for v in range(kw):
+            c0 = st_c + v
+            if k[u, v] == 0:
+                continue
+            z[..., r0 : r0 + scale * (h - 1) + 1 : scale, c0 : c0 + scale * (w - 1) + 1 : scale] += float(k[u, v]) * y
+    z = _fold(z, pad_r, rows, z.ndim - 2, boundary)
+    return _fold(z, pad_c, cols, z.ndim - 1, boundary)
+
+
+def _fold(z, pad: int, n: int, axis: int, boundary: str):
+    """Transpose of padding along one axis: add the padded margins back onto the pixels they copied."""
+    if pad == 0:
+        return z
+    xp = array_namespace(z)
+    take = lambda a, b: z[(slice(None),) * axis + (slice(a, b),)]  # noqa: E731
+    core = xp.asarray(take(pad, pad + n), copy=True)
+    head, tail = take(0, pad), take(pad + n, pad + n + pad)
+    sel = lambda a, b: (slice(None),) * axis + (slice(a, b),)  # noqa: E731
+    if boundary == "symmetric":
+        core[sel(0, pad)] += xp.flip(head, axis=axis)
+        core[sel(n - pad, n)] += xp.flip(tail, axis=axis)
+    elif boundary == "circular":
+        core[sel(n - pad, n)] += head
+        core[sel(0, pad)] += tail
+    else:
+        raise ValueError(f"unknown boundary {boundary!r}")
+    return core
+
+
+def _as_kernel(psf, scale: int) -> np.ndarray:
+    """The kernel as a float64 NumPy array; 2-D, finite, parity ≡ s. Used as given (no normalisation),
+    so the operator stays linear in the kernel too (learned or resize kernels may be signed)."""
+    from ..xp import to_numpy
+
+    k = np.asarray(to_numpy(psf), dtype=np.float64)
+    if k.ndim != 2:
+        raise KernelError(f"PSF must be 2-D, got shape {k.shape}")
+    if not np.all(np.isfinite(k)):
+        raise KernelError("PSF contains NaN or Inf")
+    return k
+
+
+def _device(a):
+    try:
+        return a.device
+    except AttributeError:
+        return None
+
+
+def _keys_cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:
+    """Keys cubic convolution kernel (a = −0.5, as MATLAB ``imresize`` bicubic)."""
+    t = np.abs(t)
+    out = np.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1, 0.0)
+    return np.where((t > 1) & (t < 2), a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, out)
+
+
+def interp_matrix(n_lr: int, scale: int, kind: str = "cubic", boundary: str = "symmetric") -> np.ndarray:
+    """1-D interpolation matrix U (n_lr·s × n_lr) with block-centred alignment.
+
+    HR coordinate y maps to LR coordinate (y − (s − 1)/2)/s, i.e. LR pixel i sits at HR coordinate
+    i·s + (s − 1)/2. Out-of-range taps are reflected (half-sample) or wrapped like the forward operator.
+    """
+    if kind not in ("cubic", "linear", "nearest"):
+        raise ValueError(f"unknown interpolation {kind!r}")
+    n_hr = n_lr * scale
+    pos = (np.arange(n_hr) - (scale - 1) / 2.0) / scale
+    U = np.zeros((n_hr, n_lr))
+    if kind == "nearest":
+        U[np.arange(n_hr), np.arange(n_hr) // scale] = 1.0
+        return U
+    support = 2 if kind == "cubic" else 1
+    base = np.floor(pos).astype(int)
+    for off in range(-support + 1, support + 1):
+        j = base + off
+        d = pos - j
+        wgt = _keys_cubic(d) if kind == "cubic" else np.clip(1 - np.abs(d), 0, None)
+        jj = _boundary_index(j, n_lr, boundary)
+        np.add.at(U, (np.arange(n_hr), jj), wgt)
+    return U
+
+
+def upsample(y, scale: int, kind: str = "cubic", boundary: str = "symmetric"):
+    """Interpolate (..., h, w) to (..., h·s, w·s) with block-centred alignment (separable matrices)."""
+    xp = array_namespace(y)
+    h, w = y.shape[-2], y.shape[-1]
+    ur = asarray_like(interp_matrix(h, scale, kind, boundary), y)
+    uc = asarray_like(interp_matrix(w, scale, kind, boundary), y)
+    return xp.matmul(xp.matmul(ur, y), xp.matrix_transpose(uc))
+
+
+def fwhm_to_sigma(fwhm: float) -> float:
+    return fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0)))

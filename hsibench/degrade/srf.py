@@ -1,0 +1,253 @@
+"""Spectral response functions: SRF matrices R (MS bands × HS bands) from sensor curves.
+
+Each row of R is the MS band's relative response sampled (linear interpolation) at the HS band
+centres, zero outside the curve, then normalised to sum 1. An MS band that overlaps no HS band is
+an error. Satellite curves come from the ``pyrsr`` package; camera curves (e.g. the Nikon D700)
+from a user CSV; synthetic Gaussian bands from centres and FWHMs.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "SRFError",
+    "SensorCurves",
+    "SENSORS",
+    "srf_matrix",
+    "sensor_curves",
+    "srf_from_curves",
+    "gaussian_curves",
+    "read_curves_csv",
+    "band_coverage",
+    "list_sensors",
+]
+
+
+class SRFError(ValueError):
+    """Unknown sensor, unreadable curve file, or an MS band that overlaps no HS band."""
+
+
+@dataclass(frozen=True)
+class SensorCurves:
+    """Relative spectral responses of one sensor sampled on a wavelength grid (nm)."""
+
+    name: str
+    wavelengths: np.ndarray  # (n,) nm, increasing
+    responses: np.ndarray  # (bands, n)
+    band_names: tuple[str, ...]
+    source: str
+
+
+def srf_from_curves(curves: SensorCurves, hs_wavelengths: Sequence[float]) -> np.ndarray:
+    """Sample each response at the HS band centres (linear, zero outside), rows normalised to sum 1."""
+    wl = np.asarray(hs_wavelengths, dtype=np.float64)
+    if wl.ndim != 1 or wl.size == 0:
+        raise SRFError("HS wavelengths must be a non-empty 1-D vector (nm)")
+    rows = []
+    for name, resp in zip(curves.band_names, curves.responses):
+        r = np.interp(wl, curves.wavelengths, np.clip(resp, 0, None), left=0.0, right=0.0)
+        total = r.sum()
+        if total <= 0:
+            raise SRFError(
+                f"MS band {name!r} of {curves.name} ({_span(curves.wavelengths, resp)}) overlaps no HS band "
+                f"({wl.min():.0f}-{wl.max():.0f} nm)"
+            )
+        rows.append(r / total)
+    return np.stack(rows)
+
+
+def _span(wl: np.ndarray, resp: np.ndarray) -> str:
+    nz = wl[resp > 1e-3 * resp.max()] if resp.max() > 0 else wl
+    return f"{nz.min():.0f}-{nz.max():.0f} nm"
+
+
+def gaussian_curves(centres: Sequence[float], fwhm: Sequence[float] | float, name: str = "gaussian",
+                    band_names: Sequence[str] | None = None, source: str = "synthetic Gaussian bands") -> SensorCurves:
+    """Synthetic Gaussian bands with the given centres and FWHMs (nm)."""
+    c = np.asarray(centres, dtype=np.float64)
+    f = np.broadcast_to(np.asarray(fwhm, dtype=np.float64), c.shape)
+    lo, hi = float((c - 3 * f).min()), float((c + 3 * f).max())
+    wl = np.arange(np.floor(lo), np.ceil(hi) + 1.0, 1.0)
+    sig = f / 2.35482
+    resp = np.exp(-0.5 * ((wl[None, :] - c[:, None]) / sig[:, None]) ** 2)
+    names = tuple(band_names) if band_names else tuple(f"{x:.0f}nm" for x in c)
+    return SensorCurves(name, wl, resp, names, source)
+
+
+def _edges_to_gauss(name: str, edges: dict[str, tuple[float, float]], source: str) -> SensorCurves:
+    """Gaussian approximation of bands given by their published lower/upper edges (FWHM = width)."""
+    centres = [(a + b) / 2 for a, b in edges.values()]
+    widths = [b - a for a, b in edges.values()]
+    return gaussian_curves(centres, widths, name, tuple(edges), source)
+
+
+def read_curves_csv(path: str | Path, name: str | None = None) -> SensorCurves:
+    """Read ``wavelength, band1, band2, ...`` rows (``#`` comments, optional header line; µm converted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SRFError(f"SRF file not found: {path}")
+    header: list[str] | None = None
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in re.split(r"[,;\t ]+", line) if p.strip()]
+        try:
+            rows.append([float(p) for p in parts])
+        except ValueError:
+            if rows or header is not None:
+                raise SRFError(f"{path}: non-numeric row {line!r}") from None
+            header = parts
+    if not rows:
+        raise SRFError(f"{path}: no numeric rows")
+    a = np.asarray(rows, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] < 2:
+        raise SRFError(f"{path}: expected columns 'wavelength, band1, ...'")
+    wl = a[:, 0] * (1000.0 if a[:, 0].max() < 30 else 1.0)
+    order = np.argsort(wl)
+    names = tuple(header[1 : a.shape[1]]) if header and len(header) >= a.shape[1] else tuple(
+        f"band{i + 1}" for i in range(a.shape[1] - 1)
+    )
+    return SensorCurves(name or path.stem, wl[order], a[order, 1:].T.copy(), names, f"csv: {path}")
+
+
+@lru_cache(maxsize=None)
+def _pyrsr(satellite: str, sensor: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    import warnings
+
+    from pyrsr import RelativeSpectralResponse
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rsr = RelativeSpectralResponse(satellite=satellite, sensor=sensor)
+    return np.asarray(rsr.rsrs_wvl, dtype=np.float64), {k: np.asarray(v, dtype=np.float64) for k, v in rsr.rsrs.items()}
+
+
+def _from_pyrsr(name: str, satellite: str, sensor: str, bands: Sequence[str], labels: Sequence[str]) -> Callable[[], SensorCurves]:
+    def build() -> SensorCurves:
+        wl, rsrs = _pyrsr(satellite, sensor)
+        resp = np.stack([rsrs[b] for b in bands])
+        return SensorCurves(name, wl, resp, tuple(labels), f"pyrsr {satellite}/{sensor} bands {','.join(bands)}")
+
+    return build
+
+
+def _data_dir() -> Path | None:
+    env = os.environ.get("HSIBENCH_DATA")
+    cands = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    cands += [Path.cwd() / ".." / "shared" / "data", here.parents[2].parent / "shared" / "data"]
+    for c in cands:
+        if c.is_dir():
+            return c
+    return None
+
+
+def _nikon_d700() -> SensorCurves:
+    """Measured Nikon D700 RGB sensitivities (Jiang et al. 2013), read from the user's data folder."""
+    root = _data_dir()
+    path = root / "srf" / "nikon_d700" / "Nikon_D700.csv" if root else None
+    if path is None or not path.is_file():
+        raise SRFError(
+            "the Nikon D700 response is not bundled (its licence is CC BY-NC-SA); point $HSIBENCH_DATA at a "
+            "folder with srf/nikon_d700/Nikon_D700.csv, or pass the CSV path as the sensor"
+        )
+    c = read_curves_csv(path, "nikon_d700")
+    return SensorCurves("nikon_d700", c.wavelengths, c.responses, ("R", "G", "B"), c.source)
+
+
+_L8 = ("Landsat-8", "OLI_TIRS")
+_S2A = ("Sentinel-2A", "MSI")
+
+# name -> (description, builder)
+SENSORS: dict[str, tuple[str, Callable[[], SensorCurves]]] = {
+    "landsat8_bgr": ("Landsat-8 OLI blue, green, red (pyrsr)", _from_pyrsr("landsat8_bgr", *_L8, ["2", "3", "4"], ["B", "G", "R"])),
+    "landsat8_bgrn": (
+        "Landsat-8 OLI blue, green, red, NIR (pyrsr)",
+        _from_pyrsr("landsat8_bgrn", *_L8, ["2", "3", "4", "5"], ["B", "G", "R", "NIR"]),
+    ),
+    "landsat8_blue-swir2": (
+        "Landsat-8 OLI bands 2-7: blue ... SWIR2 (pyrsr)",
+        _from_pyrsr("landsat8_blue-swir2", *_L8, ["2", "3", "4", "5", "6", "7"], ["B", "G", "R", "NIR", "SWIR1", "SWIR2"]),
+    ),
+    "landsat8_oli": (
+        "Landsat-8 OLI bands 1-7 (pyrsr)",
+        _from_pyrsr("landsat8_oli", *_L8, [str(i) for i in range(1, 8)], ["CA", "B", "G", "R", "NIR", "SWIR1", "SWIR2"]),
+    ),
+    "sentinel2a": (
+        "Sentinel-2A MSI 10 m + 20 m bands B2-B8A, B11, B12 (pyrsr)",
+        _from_pyrsr(
+            "sentinel2a", *_S2A, ["2", "3", "4", "5", "6", "7", "8", "8A", "11", "12"],
+            ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"],
+        ),
+    ),
+    "sentinel2a_all": (
+        "Sentinel-2A MSI all 13 bands (pyrsr)",
+        _from_pyrsr("sentinel2a_all", *_S2A, ["1", "2", "3", "4", "5", "6", "7", "8", "8A", "9", "10", "11", "12"],
+                    ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]),
+    ),
+    "ikonos": (
+        "IKONOS B, G, R, NIR: Gaussian approximation of the published band edges (approximate)",
+        lambda: _edges_to_gauss(
+            "ikonos", {"B": (445, 516), "G": (506, 595), "R": (632, 698), "NIR": (757, 853)},
+            "approximate: Gaussian bands from published IKONOS band edges",
+        ),
+    ),
+    "worldview2": (
+        "WorldView-2 8 bands: Gaussian approximation of published centres/widths (approximate)",
+        lambda: _edges_to_gauss(
+            "worldview2",
+            {"coastal": (400, 450), "blue": (450, 510), "green": (510, 580), "yellow": (585, 625),
+             "red": (630, 690), "red_edge": (705, 745), "nir1": (770, 895), "nir2": (860, 1040)},
+            "approximate: Gaussian bands from published WorldView-2 band edges",
+        ),
+    ),
+    "rgb_gauss": (
+        "synthetic RGB camera: Gaussian bands at 610/540/460 nm, FWHM 80 nm",
+        lambda: gaussian_curves([610, 540, 460], 80, "rgb_gauss", ("R", "G", "B")),
+    ),
+    "nikon_d700": ("Nikon D700 measured RGB (CSV from the data folder; not bundled)", _nikon_d700),
+}
+
+_GAUSS_SPEC = re.compile(r"^gauss:([\d.,\s]+):([\d.,\s]+)$")
+
+
+def sensor_curves(name: str | SensorCurves) -> SensorCurves:
+    """Resolve a sensor: a registered name, ``gauss:c1,c2,...:fwhm[,...]``, or a CSV path."""
+    if isinstance(name, SensorCurves):
+        return name
+    if name in SENSORS:
+        return SENSORS[name][1]()
+    m = _GAUSS_SPEC.match(name.replace(" ", ""))
+    if m:
+        centres = [float(v) for v in m.group(1).split(",") if v]
+        fwhm = [float(v) for v in m.group(2).split(",") if v]
+        if len(fwhm) not in (1, len(centres)):
+            raise SRFError(f"{name!r}: give one FWHM or one per centre")
+        return gaussian_curves(centres, fwhm if len(fwhm) > 1 else fwhm[0], name)
+    if name.lower().endswith((".csv", ".txt")) or Path(name).is_file():
+        return read_curves_csv(name)
+    raise SRFError(f"unknown sensor {name!r}; known: {', '.join(SENSORS)}, 'gauss:C1,C2,...:FWHM' or a CSV path")
+
+
+def srf_matrix(sensor: str | SensorCurves, hs_wavelengths: Sequence[float]) -> np.ndarray:
+    """SRF matrix R (MS bands × HS bands) of ``sensor`` on the HS band centres, rows summing to 1."""
+    return srf_from_curves(sensor_curves(sensor), hs_wavelengths)
+
+
+def band_coverage(srf: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Boolean (MS × HS) mask of the HS bands each MS band covers (the `srf_support` knowledge)."""
+    srf = np.asarray(srf)
+    return srf > threshold * srf.max(axis=1, keepdims=True)
+
+
+def list_sensors() -> dict[str, str]:
+    return {k: v[0] for k, v in SENSORS.items()}
