@@ -116,6 +116,7 @@ class Method:
     modes: ClassVar[tuple[str, ...]] = KNOWLEDGE_MODES
     paper: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()  # subset of ("psf", "srf") the algorithm cannot run without
+    uses: ClassVar[tuple[str, ...]] = ()  # what it exploits when given (e.g. to initialise learned layers)
     presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     summary: ClassVar[str] = ""
 
@@ -145,6 +146,7 @@ class Method:
             "family": cls.family,
             "modes": list(cls.modes),
             "needs": list(cls.needs),
+            "uses": list(cls.uses),
             "paper": cls.paper,
             "presets": list(cls.presets),
             "summary": cls.summary,
@@ -222,7 +224,8 @@ def get_estimator() -> Callable | None:
 def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
     if ctx.mode not in method.modes:
         raise NotApplicable(f"{method.name} does not support knowledge mode {ctx.mode!r} (supports {method.modes})")
-    missing = [n for n in ("psf", "srf") if getattr(ctx, n) is None and (n in method.needs or ctx.mode == "estimated")]
+    wanted = set(method.needs) | (set(method.uses) if ctx.mode == "estimated" else set())
+    missing = [n for n in ("psf", "srf") if getattr(ctx, n) is None and n in wanted]
     if not missing:
         return ctx
     est = get_estimator()

@@ -1,0 +1,336 @@
+"""``hsibench`` command line: list, simulate, fuse, metrics, run, report, demo.
+
+Thin by design: it parses arguments and calls the package. Bad input ends with a one-line message
+on stderr and exit code 2 (set HSIBENCH_DEBUG=1 for the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+class CLIError(ValueError):
+    """A user-facing error."""
+
+
+def _load_cube(path: str, what: str) -> np.ndarray:
+    """A (bands, rows, cols) cube from .npy/.npz (key 'cube' or the only array) or any scene file."""
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"{what}: file not found: {path}")
+    if p.suffix == ".npy":
+        a = np.load(p, allow_pickle=False)
+    elif p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            key = "cube" if "cube" in z.files else (z.files[0] if len(z.files) == 1 else None)
+            if key is None:
+                raise CLIError(f"{what}: {path} holds {z.files}; expected a 'cube' array")
+            a = z[key]
+    else:
+        from .data import load_scene
+
+        a = load_scene(p, normalize=False, drop_constant=False).cube
+    if a.ndim != 3:
+        raise CLIError(f"{what}: expected a (bands, rows, cols) cube, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number):
+        raise CLIError(f"{what}: not a numeric array ({a.dtype})")
+    return a.astype(np.float32, copy=False)
+
+
+def _load_matrix(path: str | None, what: str) -> np.ndarray | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"{what}: file not found: {path}")
+    a = np.load(p, allow_pickle=False) if p.suffix == ".npy" else np.loadtxt(p, delimiter=",")
+    if a.ndim != 2 or not np.all(np.isfinite(a)):
+        raise CLIError(f"{what}: expected a finite 2-D array, got shape {a.shape}")
+    return a.astype(np.float64)
+
+
+def _snr_arg(v: str) -> float | None:
+    if v.lower() in ("inf", "none", "off"):
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"SNR must be a number of dB or 'inf', got {v!r}") from None
+
+
+def _param_arg(v: str) -> tuple[str, object]:
+    if "=" not in v:
+        raise argparse.ArgumentTypeError(f"--param takes KEY=VALUE, got {v!r}")
+    k, val = v.split("=", 1)
+    try:
+        return k, json.loads(val)
+    except json.JSONDecodeError:
+        return k, val
+
+
+# --- verbs --------------------------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    what = args.what
+    if what == "methods":
+        from .methods import method_table
+
+        for m in method_table():
+            print(f"{m['name']:<14} {m['family']:<10} modes={','.join(m['modes']):<38} presets={','.join(m['presets'])}")
+            print(f"{'':<14} {m['summary'] or m['paper']}")
+    elif what == "kernels":
+        from .degrade import list_kernels
+
+        for k, d in list_kernels().items():
+            print(f"{k:<16} {d}")
+    elif what == "sensors":
+        from .degrade import list_sensors
+
+        for k, d in list_sensors().items():
+            print(f"{k:<22} {d}")
+        print(f"{'gauss:C1,C2,..:FWHM':<22} synthetic Gaussian bands (nm); or a CSV path 'wavelength,band1,...'")
+    elif what == "datasets":
+        from .data import find_datasets, list_datasets
+
+        found = find_datasets(args.data) if args.data else {}
+        for d in list_datasets():
+            name = d.get("name")
+            mark = f"  found: {found[name]}" if name in found else ""
+            desc = ", ".join(f"{k}={v}" for k, v in d.items() if k != "name" and v not in (None, "", []))
+            print(f"{name:<18} {desc}{mark}")
+        print("synthetic          embedded generator: 'synthetic' or 'synthetic:<size>x<bands>[:seed]'")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from .data import load_scene
+    from .degrade import Degradation
+
+    scene = load_scene(args.scene)
+    deg = Degradation(scale=args.scale, kernel=args.kernel, sensor=args.sensor, snr_hs=args.snr_hs, snr_ms=args.snr_ms,
+                      boundary=args.boundary)
+    scene = scene.crop_to_multiple(args.scale)
+    obs = deg.apply(scene.cube, scene.wavelengths, seed=args.seed, key=scene.name)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "gt.npy", scene.cube.astype(np.float32))
+    np.save(out / "lr.npy", obs.lr)
+    np.save(out / "msi.npy", obs.msi)
+    np.save(out / "psf.npy", obs.psf.astype(np.float32))
+    np.save(out / "srf.npy", obs.srf.astype(np.float32))
+    meta = {"degradation": deg.to_dict(), "seed": args.seed, "scene": scene.to_dict_meta(),
+            "layout": "cubes are (bands, rows, cols) float32", "wavelengths": None if scene.wavelengths is None else scene.wavelengths.tolist()}
+    from .study.store import jsonable
+
+    (out / "degradation.json").write_text(json.dumps(jsonable(meta), indent=2))
+    print(f"wrote {out}/gt.npy {scene.cube.shape}, lr.npy {obs.lr.shape}, msi.npy {obs.msi.shape}, psf.npy {obs.psf.shape}, "
+          f"srf.npy {obs.srf.shape}, degradation.json")
+    return 0
+
+
+def cmd_fuse(args) -> int:
+    from .methods import Context, create_method
+
+    lr = _load_cube(args.lr, "--lr")
+    msi = _load_cube(args.msi, "--msi")
+    psf = _load_matrix(args.psf, "--psf")
+    srf = _load_matrix(args.srf, "--srf")
+    mode = args.mode or ("oracle" if psf is not None and srf is not None else "blind")
+    if mode == "oracle" and (psf is None or srf is None):
+        raise CLIError("mode 'oracle' needs both --psf and --srf")
+    if mode in ("blind", "estimated") and (psf is not None or srf is not None):
+        raise CLIError(f"mode {mode!r} must not be given the PSF/SRF; use --mode oracle")
+    coverage = srf > 0 if srf is not None else None
+    if mode == "srf_support" and coverage is None:
+        raise CLIError("mode 'srf_support' needs --srf (only its support is used)")
+    method = create_method(args.method, preset=args.preset, **dict(args.param or []))
+    ctx = Context(scale=args.scale, mode=mode, psf=psf if mode == "oracle" else None, srf=srf if mode == "oracle" else None,
+                  coverage=coverage if mode in ("oracle", "srf_support") else None, seed=args.seed, device=args.device,
+                  iterations=args.iterations, progress=not args.quiet)
+    t0 = time.perf_counter()
+    result = method(lr, msi, ctx)
+    from .xp import to_numpy
+
+    hr = np.asarray(to_numpy(result.hr), dtype=np.float32)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, hr)
+    print(f"{args.method} ({mode}) -> {out} {hr.shape} in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    from .metrics import compute_metrics
+
+    gt = _load_cube(args.gt, "GT")
+    est = _load_cube(args.est, "EST")
+    rep = compute_metrics(gt, est, scale=args.scale, preset=args.preset, crop=args.crop)
+    if args.json:
+        from .study.store import jsonable
+
+        print(json.dumps(jsonable(rep.scalars)))
+    else:
+        for k, v in rep.scalars.items():
+            print(f"{k:<6} {v:.6g}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .study import load_study, run_study
+
+    study = load_study(args.study)
+    out = Path(args.out) if args.out else Path("results") / study.name
+    summary = run_study(study, out, workers=args.workers, threads=args.threads, retry_failed=args.retry_failed,
+                        progress=not args.quiet)
+    _print_summary(summary, out)
+    if args.report:
+        from .report import make_report
+
+        print(f"report: {make_report(out, args.report)}")
+    return 0 if summary.lost == 0 else 3
+
+
+def _print_summary(summary, out) -> None:
+    print(f"{summary.total} jobs: {summary.skipped} already done, {summary.ok} ok, {summary.failed} failed, "
+          f"{summary.not_applicable} not applicable, {summary.lost} lost; {summary.wall_s:.1f} s -> {out}")
+    for f in summary.failures[:20]:
+        print(f"  failed: {f}")
+
+
+def cmd_report(args) -> int:
+    from .report import make_report
+
+    print(f"report: {make_report(args.results, args.output)}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from importlib import resources
+
+    from .report import make_report
+    from .study import load_study, run_study
+
+    with resources.as_file(resources.files("hsibench.study.presets") / "demo.toml") as p:
+        study = load_study(p)
+    if args.data:
+        from .data import find_datasets
+
+        found = find_datasets(args.data)
+        if not found:
+            print(f"no known scene under {args.data}; running on the synthetic scenes only")
+        study.scenes += [str(p) for p in found.values()]
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    summary = run_study(study, out, workers=args.workers, threads=args.threads, progress=not args.quiet)
+    _print_summary(summary, out)
+    report = make_report(out, args.report_dir, title="hsibench demo: robustness on embedded synthetic scenes")
+    print(f"report: {report} ({time.perf_counter() - t0:.1f} s in all)")
+    return 0 if summary.lost == 0 else 3
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="hsibench", description="Benchmark suite for unsupervised hyperspectral super-resolution.")
+    p.add_argument("--version", action="version", version=f"hsibench {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    s = sub.add_parser("list", help="list methods, kernels, sensors or datasets")
+    s.add_argument("what", nargs="?", default="methods", choices=["methods", "kernels", "sensors", "datasets"])
+    s.add_argument("--data", help="folder to search for known datasets")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("simulate", help="degrade a scene into LrHSI + HrMSI")
+    s.add_argument("scene", help="a scene file any loader reads, or 'synthetic[:<size>x<bands>[:seed]]'")
+    s.add_argument("--scale", type=int, required=True)
+    s.add_argument("--kernel", default="gauss_fwhm")
+    s.add_argument("--sensor", default="landsat8_bgr")
+    s.add_argument("--snr-hs", type=_snr_arg, default=None, help="LrHSI SNR in dB (default: no noise)")
+    s.add_argument("--snr-ms", type=_snr_arg, default=None, help="HrMSI SNR in dB (default: no noise)")
+    s.add_argument("--boundary", default="symmetric", choices=["symmetric", "circular"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", required=True, help="output folder")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("fuse", help="run one method on an LrHSI/HrMSI pair")
+    s.add_argument("--method", required=True)
+    s.add_argument("--lr", required=True, help="LrHSI (bands, rows, cols) .npy")
+    s.add_argument("--msi", required=True, help="HrMSI (bands, rows, cols) .npy")
+    s.add_argument("--scale", type=int, required=True)
+    s.add_argument("--mode", choices=["oracle", "srf_support", "blind", "estimated"])
+    s.add_argument("--psf", help="PSF .npy (oracle mode)")
+    s.add_argument("--srf", help="SRF .npy, MS bands x HS bands (oracle; its support in srf_support)")
+    s.add_argument("--preset", default="default")
+    s.add_argument("--param", type=_param_arg, action="append", help="method parameter KEY=VALUE (JSON value)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--iterations", type=int, default=None)
+    s.add_argument("--quiet", action="store_true")
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(func=cmd_fuse)
+
+    s = sub.add_parser("metrics", help="score an estimate against the ground truth")
+    s.add_argument("gt")
+    s.add_argument("est")
+    s.add_argument("--scale", type=int, required=True)
+    s.add_argument("--preset", default="hsibench")
+    s.add_argument("--crop", type=int, default=0)
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_metrics)
+
+    def runner_opts(s):
+        s.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: serial)")
+        s.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
+        s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("run", help="run a study file (TOML/YAML/JSON) into a results store")
+    s.add_argument("study")
+    s.add_argument("--out", help="results folder (default results/<study name>)")
+    s.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
+    s.add_argument("--report", metavar="DIR", help="also write the report to DIR")
+    runner_opts(s)
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("report", help="write the Markdown/HTML report of a results store")
+    s.add_argument("results")
+    s.add_argument("-o", "--output", help="report folder (default RESULTS/report)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("demo", help="small robustness study on embedded synthetic scenes -> reports/demo/")
+    s.add_argument("--data", help="also include the known real scenes found in this folder")
+    s.add_argument("--out", default="results/demo", help="results store (default results/demo)")
+    s.add_argument("--report-dir", default="reports/demo")
+    runner_opts(s)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("hsibench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user; HSIBENCH_DEBUG=1 shows the traceback
+        if os.environ.get("HSIBENCH_DEBUG"):
+            raise
+        user = isinstance(exc, (ValueError, FileNotFoundError, KeyError, OSError))
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"hsibench: error: {msg}" if user else f"hsibench: internal error: {type(exc).__name__}: {msg}", file=sys.stderr)
+        return 2 if user else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Result tables from a results store: one row per job -> method × metric summaries."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..study.store import ResultStore
+
+__all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "markdown_table", "DEGRADATION_KEYS",
+           "METRIC_ORDER", "HIGHER_IS_BETTER"]
+
+DEGRADATION_KEYS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "mode"]
+METRIC_ORDER = ["psnr", "sam", "ergas", "ssim", "uiqi", "cc", "rmse", "dd"]
+HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "uiqi": True, "cc": True, "rmse": False, "dd": False}
+FAMILY_ORDER = {"floor": 0, "classical": 1, "deep": 2}
+
+
+def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
+    """Flatten result rows (a store folder or an iterable of rows) into a DataFrame, one row per job."""
+    rows = ResultStore(source).rows() if isinstance(source, (str, Path)) else source
+    flat = []
+    for r in rows:
+        d = {k: r.get(k) for k in ("job_id", "study", "scene", "scale", "kernel", "sensor", "snr_hs", "snr_ms", "seed",
+                                    "method", "label", "preset", "mode", "family", "status", "runtime_s", "peak_rss_mb",
+                                    "psf_error", "srf_error", "case_id")}
+        d["scene_name"] = r.get("scene_name") or r.get("scene")
+        d["error"] = (r.get("error") or {}).get("message")
+        d["error_type"] = (r.get("error") or {}).get("type")
+        for k, v in (r.get("metrics") or {}).items():
+            d[k] = v
+        flat.append(d)
+    df = pd.DataFrame(flat)
+    if df.empty:
+        return df
+    df["family"] = df["family"].fillna("unknown")
+    for k in ("snr_hs", "snr_ms"):
+        df[k] = df[k].astype(float)
+    return df
+
+
+def _fmt(mean: float, std: float, n: int, digits: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if math.isinf(mean):
+        return "inf"
+    return f"{mean:.{digits}f}" if n <= 1 or not np.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+_DIGITS = {"psnr": 2, "sam": 2, "ergas": 3, "ssim": 4, "uiqi": 4, "cc": 4, "rmse": 4, "dd": 4, "runtime_s": 2}
+
+
+def _method_order(df: pd.DataFrame) -> list[str]:
+    fam = df.groupby("label")["family"].first().map(lambda f: FAMILY_ORDER.get(f, 3))
+    psnr = df.groupby("label")["psnr"].mean() if "psnr" in df else pd.Series(0, index=fam.index)
+    return sorted(fam.index, key=lambda m: (fam[m], -np.nan_to_num(psnr.get(m, np.nan), nan=-1e9, posinf=1e9)))
+
+
+def summary_tables(df: pd.DataFrame, metrics: list[str] | None = None) -> list[tuple[dict, pd.DataFrame]]:
+    """For each degradation (and knowledge mode): method × metric, mean ± std over scenes and seeds."""
+    ok = df[df["status"] == "ok"]
+    metrics = [m for m in (metrics or METRIC_ORDER) if m in ok.columns]
+    out = []
+    for key, group in ok.groupby(DEGRADATION_KEYS, sort=True, dropna=False):
+        rows = []
+        for label in _method_order(group):
+            g = group[group["label"] == label]
+            row = {"method": label, "family": g["family"].iloc[0], "n": len(g)}
+            for m in metrics + ["runtime_s"]:
+                vals = g[m].astype(float)
+                row[m] = _fmt(vals.mean(), vals.std(ddof=1) if len(vals) > 1 else float("nan"), len(vals), _DIGITS.get(m, 3))
+            rows.append(row)
+        out.append((dict(zip(DEGRADATION_KEYS, key)), pd.DataFrame(rows)))
+    return out
+
+
+def overview_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method and mode over all cases: mean PSNR/SAM, PSNR wins, mean PSNR rank, gain over the floor."""
+    ok = df[df["status"] == "ok"].copy()
+    if ok.empty or "psnr" not in ok:
+        return pd.DataFrame()
+    case_cols = ["scene_name", "seed"] + DEGRADATION_KEYS
+    ok["rank"] = ok.groupby(case_cols, dropna=False)["psnr"].rank(ascending=False, method="min")
+    best = ok.groupby(case_cols, dropna=False)["psnr"].transform("max")
+    ok["win"] = ok["psnr"] == best
+    floor = ok[ok["method"] == "upsample"].set_index(case_cols)["psnr"]
+    ok["gain"] = ok.apply(lambda r: r["psnr"] - floor.get(tuple(r[c] for c in case_cols), np.nan), axis=1) if len(floor) else np.nan
+    rows = []
+    for (label, mode), g in ok.groupby(["label", "mode"]):
+        rows.append({
+            "method": label, "mode": mode, "family": g["family"].iloc[0], "cases": len(g),
+            "PSNR": round(g["psnr"].mean(), 2), "SAM": round(g["sam"].mean(), 2) if "sam" in g else None,
+            "SSIM": round(g["ssim"].mean(), 4) if "ssim" in g else None,
+            "gain over upsample (dB)": round(float(np.nanmean(g["gain"])), 2) if np.isfinite(np.nanmean(g["gain"].astype(float))) else None,
+            "PSNR wins": int(g["win"].sum()), "mean PSNR rank": round(g["rank"].mean(), 2),
+            "runtime (s)": round(g["runtime_s"].mean(), 2),
+        })
+    return pd.DataFrame(rows).sort_values(["mode", "mean PSNR rank"]).reset_index(drop=True)
+
+
+def failure_table(df: pd.DataFrame) -> pd.DataFrame:
+    bad = df[df["status"].isin(["failed", "not_applicable"])]
+    cols = ["label", "mode", "status", "scene_name", "scale", "kernel", "snr_hs", "snr_ms", "seed", "error_type", "error"]
+    return bad[[c for c in cols if c in bad]].reset_index(drop=True)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    if df.empty:
+        return "_(none)_"
+    cols = list(df.columns)
+    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(esc(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
