@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import resolve_data_path
 from . import catalog
 from .scene import DataError, Scene
 from .synthetic import parse_synthetic_source, synthetic_scene
@@ -465,7 +466,7 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
             catalog.get_dataset(dataset)
         except KeyError as exc:
             raise DataError(str(exc.args[0])) from exc
-    path = Path(source).expanduser()
+    path = resolve_data_path(source)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     reader = _reader_for(path)

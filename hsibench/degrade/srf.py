@@ -7,7 +7,6 @@ from a user CSV; synthetic Gaussian bands from centres and FWHMs.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from ..paths import data_dir
 
 __all__ = [
     "SRFError",
@@ -140,20 +141,9 @@ def _from_pyrsr(name: str, satellite: str, sensor: str, bands: Sequence[str], la
     return build
 
 
-def _data_dir() -> Path | None:
-    env = os.environ.get("HSIBENCH_DATA")
-    cands = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    cands += [Path.cwd() / ".." / "shared" / "data", here.parents[2].parent / "shared" / "data"]
-    for c in cands:
-        if c.is_dir():
-            return c
-    return None
-
-
 def _nikon_d700() -> SensorCurves:
     """Measured Nikon D700 RGB sensitivities (Jiang et al. 2013), read from the user's data folder."""
-    root = _data_dir()
+    root = data_dir()
     path = root / "srf" / "nikon_d700" / "Nikon_D700.csv" if root else None
     if path is None or not path.is_file():
         raise SRFError(
