@@ -103,9 +103,9 @@ def cmd_list(args) -> int:
         found = find_datasets(args.data) if args.data else {}
         for d in list_datasets():
             name = d.get("name")
-            mark = f"  found: {found[name]}" if name in found else ""
-            desc = ", ".join(f"{k}={v}" for k, v in d.items() if k != "name" and v not in (None, "", []))
-            print(f"{name:<18} {desc}{mark}")
+            ranges = "; ".join(f"{b} bands {lo:g}-{hi:g} nm" for b, (lo, hi) in (d.get("wavelength_range_nm") or {}).items())
+            mark = f"\n{'':<18} found: {found[name]}" if name in found else ""
+            print(f"{name:<18} {d.get('title', '')}; {ranges}; keys {','.join(d.get('keys') or [])}{mark}")
         print("synthetic          embedded generator: 'synthetic' or 'synthetic:<size>x<bands>[:seed]'")
     return 0
 

@@ -90,11 +90,12 @@ def overview_table(df: pd.DataFrame) -> pd.DataFrame:
     ok["gain"] = ok.apply(lambda r: r["psnr"] - floor.get(tuple(r[c] for c in case_cols), np.nan), axis=1) if len(floor) else np.nan
     rows = []
     for (label, mode), g in ok.groupby(["label", "mode"]):
+        gains = g["gain"].astype(float).dropna()
         rows.append({
             "method": label, "mode": mode, "family": g["family"].iloc[0], "cases": len(g),
             "PSNR": round(g["psnr"].mean(), 2), "SAM": round(g["sam"].mean(), 2) if "sam" in g else None,
             "SSIM": round(g["ssim"].mean(), 4) if "ssim" in g else None,
-            "gain over upsample (dB)": round(float(np.nanmean(g["gain"])), 2) if np.isfinite(np.nanmean(g["gain"].astype(float))) else None,
+            "gain over upsample (dB)": round(float(gains.mean()), 2) if len(gains) else None,
             "PSNR wins": int(g["win"].sum()), "mean PSNR rank": round(g["rank"].mean(), 2),
             "runtime (s)": round(g["runtime_s"].mean(), 2),
         })
