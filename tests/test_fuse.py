@@ -1,0 +1,146 @@
+"""FUSE (Wei et al., TIP 2015): Fourier operator, known answers, namespace genericity, bad inputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from hsibench.baselines.fuse import fft_blur_decimate, pca_subspace, psf_transfer
+from hsibench.degrade.degradation import Degradation
+from hsibench.degrade.psf import gaussian_kernel, make_kernel
+from hsibench.degrade.spatial import blur_decimate
+from hsibench.methods.base import Context, InputError
+from hsibench.methods.registry import create_method
+
+
+def lowrank_scene(size=64, bands=31, p=4, seed=0):
+    """Noiseless cube of ``p`` smooth non-negative spectra mixed by sum-to-one abundances (smooth fields + discs)."""
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(400, 700, bands)
+    spectra = []
+    for _ in range(p):
+        c, w, a = rng.uniform(400, 700, 3), rng.uniform(30, 120, 3), rng.uniform(0.2, 1, 3)
+        spectra.append(0.05 + (a[:, None] * np.exp(-0.5 * ((wl[None] - c[:, None]) / w[:, None]) ** 2)).sum(0))
+    E = np.array(spectra).T
+    f = ndimage.gaussian_filter(rng.standard_normal((p, size, size)), (0, 3, 3)) * 8
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(p):
+        cy, cx = rng.uniform(0, size, 2)
+        f[i] += 3 * (((yy - cy) ** 2 + (xx - cx) ** 2) < rng.uniform(size / 10, size / 4) ** 2)
+    a = np.exp(f - f.max(0))
+    a /= a.sum(0)
+    X = np.tensordot(E, a, axes=(1, 0))
+    return (X / X.max()).astype(np.float32), wl
+
+
+def psnr(gt, est):
+    gt, est = np.asarray(gt, np.float64), np.asarray(est, np.float64)
+    mse = ((gt - est) ** 2).reshape(gt.shape[0], -1).mean(1)
+    return float(np.mean(10 * np.log10(gt.reshape(gt.shape[0], -1).max(1) ** 2 / mse)))
+
+
+def run(name, obs, mode="oracle", **params):
+    ctx = Context.from_truth(scale=obs.scale, mode=mode, psf=obs.psf, srf=obs.srf)
+    return create_method(name, **params)(obs.lr, obs.msi, ctx)
+
+
+@pytest.mark.parametrize(
+    "kernel,scale",
+    [
+        (make_kernel("gauss_sigma0.5", 4), 4),
+        (make_kernel("gauss_fwhm_wide", 4), 4),  # 8×8: support beyond the block
+        (make_kernel("gauss_fwhm", 3), 3),  # odd scale
+        (gaussian_kernel((6, 4), (1.3, 0.6), 25.0), 2),  # anisotropic, rotated, non-square
+        (np.random.default_rng(1).uniform(size=(5, 7)), 3),  # arbitrary asymmetric taps
+    ],
+)
+def test_fft_operator_equals_circular_blur_decimate(kernel, scale):
+    x = np.random.default_rng(0).standard_normal((3, 8 * scale, 6 * scale))
+    hhat = psf_transfer(kernel, scale, x.shape[-2:])
+    ref = blur_decimate(x, kernel, scale, boundary="circular")
+    np.testing.assert_allclose(fft_blur_decimate(x, hhat, scale), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("p,sensor,bound", [(4, "rgb_gauss", 70.0), (6, "rgb_gauss", 48.0)])
+def test_known_answer_noiseless_lowrank(p, sensor, bound):
+    # p = 4: the affine spectral subspace (3-D) is fully seen by the 3 MS bands, so only a correct
+    # Sylvester solve reaches ~76 dB; p = 6 leaves 2 directions to the prior (measured 52.7 dB).
+    X, wl = lowrank_scene(64, 31, p)
+    obs = Degradation(4, "gauss_fwhm", sensor).apply(X, wl)
+    res = run("fuse", obs)
+    assert res.info["nb_sub"] == p - 1  # the zero-variance PCA directions are dropped
+    assert psnr(X, res.hr) >= bound
+    assert psnr(X, res.hr) > psnr(X, run("upsample", obs).hr) + 15
+
+
+def test_noisy_beats_floor_and_estimates_noise():
+    X, wl = lowrank_scene(64, 31, 5, seed=3)
+    obs = Degradation(4, "gauss_sigma0.5", "rgb_gauss", snr_hs=30, snr_ms=40).apply(X, wl)
+    res = run("fuse", obs)
+    true_var = float(np.mean(obs.lr.astype(np.float64) ** 2)) * 10 ** (-30 / 10)
+    assert 0.3 * true_var < res.info["noise_hs"] < 3 * true_var
+    assert psnr(X, res.hr) > psnr(X, run("upsample", obs).hr) + 5
+
+
+def test_torch_matches_numpy():
+    torch = pytest.importorskip("torch")
+    X, wl = lowrank_scene(32, 31, 5, seed=2)
+    obs = Degradation(4, "gauss_fwhm", "rgb_gauss").apply(X, wl)
+    ref = run("fuse", obs).hr
+    ctx = Context.from_truth(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf)
+    out = create_method("fuse")(torch.as_tensor(obs.lr), torch.as_tensor(obs.msi), ctx).hr
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), ref, atol=2e-5)
+
+
+def test_bad_inputs_never_nan():
+    X, wl = lowrank_scene(32, 31, 4, seed=1)
+    obs = Degradation(4, "gauss_fwhm", "rgb_gauss").apply(X, wl)
+    ctx = Context.from_truth(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf)
+    lr = obs.lr.copy()
+    lr[7] = 0  # all-zero band
+    assert np.all(np.isfinite(create_method("fuse")(lr, obs.msi, ctx).hr))
+    rank1 = np.repeat(obs.lr[10:11], 31, axis=0)  # rank-deficient: every band the same
+    res = create_method("fuse", nb_sub=40)(rank1, obs.msi, ctx)  # more components than bands: capped
+    assert np.all(np.isfinite(res.hr)) and res.info["nb_sub"] == 1
+    const = np.full_like(obs.lr, 0.5)  # no spatial variation: documented fallback
+    res = create_method("fuse")(const, obs.msi, ctx)
+    assert "fallback" in res.info and np.allclose(res.hr, 0.5)
+    with pytest.raises(InputError):
+        create_method("fuse", nb_sub=0)(obs.lr, obs.msi, ctx)
+
+
+def test_pca_subspace_drops_null_directions():
+    X, _ = lowrank_scene(32, 31, 3)
+    mean, E, ev = pca_subspace(X, 15)
+    assert E.shape == (31, 2) and np.allclose(E.T @ E, np.eye(2))
+
+
+def test_cave_balloons_beats_upsample(shared_data):  # < 1 s, so not marked slow
+    from scipy.io import loadmat
+
+    c = loadmat(shared_data / "cave" / "balloons_ms.mat")["Omsi"].astype(np.float32).transpose(2, 0, 1)
+    c /= c.max()
+    wl = np.arange(400, 701, 10.0)
+    for s, measured in ((8, 47.45), (16, 44.43)):
+        obs = Degradation(s, "gauss_sigma0.5", "nikon_d700").apply(c, wl)
+        p = psnr(c, run("fuse", obs).hr)
+        assert p > psnr(c, run("upsample", obs).hr) + 5
+        assert p >= measured - 1.0
+
+
+def test_blind_mode_takes_the_estimator_output(monkeypatch):
+    import hsibench.methods.base as base
+
+    X, wl = lowrank_scene(32, 31, 4)
+    obs = Degradation(4, "gauss_fwhm", "rgb_gauss").apply(X, wl)
+    calls = []
+
+    def fake_estimator(lr, msi, scale, band_coverage=None):
+        calls.append(scale)
+        return obs.psf, obs.srf
+
+    monkeypatch.setitem(base._ESTIMATOR, "default", fake_estimator)
+    res = run("fuse", obs, mode="blind")
+    assert calls == [4] and res.info["knowledge_source"] == {"psf": "estimated", "srf": "estimated"}
+    np.testing.assert_allclose(res.hr, run("fuse", obs).hr, atol=1e-6)
