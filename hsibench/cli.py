@@ -288,8 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_metrics)
 
-    def runner_opts(s):
-        s.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: serial)")
+    def runner_opts(s, workers=1):
+        s.add_argument("--workers", type=int, default=workers, help=f"local worker processes (default {workers})")
         s.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="also include the known real scenes found in this folder")
     s.add_argument("--out", default="results/demo", help="results store (default results/demo)")
     s.add_argument("--report-dir", default="reports/demo")
-    runner_opts(s)
+    runner_opts(s, workers=min(2, os.cpu_count() or 1))
     s.set_defaults(func=cmd_demo)
     return p
 

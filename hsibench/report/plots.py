@@ -32,6 +32,8 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
     for axis, axis_label in AXES.items():
         if axis not in ok or ok[axis].nunique() < 2:
             continue
+        if axis == "snr_ms" and _paired(ok, "snr_hs", "snr_ms"):
+            continue  # the paired SNR axis is already plotted against the LrHSI SNR
         values = sorted(ok[axis].unique(), key=lambda v: (isinstance(v, str), v))
         positions = {v: i for i, v in enumerate(values)}
         for metric in metrics:
@@ -59,6 +61,11 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
             plt.close(fig)
             paths.append(path)
     return paths
+
+
+def _paired(df: pd.DataFrame, a: str, b: str) -> bool:
+    """True when columns a and b determine each other (one paired axis, not two)."""
+    return bool((df.groupby(a)[b].nunique() <= 1).all() and (df.groupby(b)[a].nunique() <= 1).all())
 
 
 def false_colour(cube: np.ndarray, bands: tuple[int, int, int] | None = None, clip: float | None = None) -> np.ndarray:
