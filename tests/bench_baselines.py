@@ -1,7 +1,7 @@
 """Timing of every classical method on a 512×512×31 synthetic scene at s = 8 (pytest-benchmark).
 
-Not collected by the default test run (file name). Run:
-    python -m pytest tests/bench_baselines.py --benchmark-enable --benchmark-columns=min,mean,rounds
+Not collected by the default test run (file name); clear pyproject's ``--benchmark-skip``:
+    OMP_NUM_THREADS=1 python -m pytest tests/bench_baselines.py -o addopts="" --benchmark-columns=min,mean,rounds
 Each result records the machine load and the PSNR reached, so timings are read in context.
 """
 import os
