@@ -1,0 +1,138 @@
+"""numba-cuda kernels under the Numba CUDA simulator, against the NumPy references.
+
+The simulator must be switched on before ``numba.cuda`` is first imported, and the CPU tests in
+the same pytest process import Numba normally, so the checks run in one subprocess with
+``NUMBA_ENABLE_CUDASIM=1`` (small inputs: the simulator runs every CUDA thread in Python). Inputs
+are Numba device arrays (``cuda.to_device``), which the public functions dispatch to the CUDA
+kernels exactly like CuPy arrays or CUDA torch tensors.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    r"""
+    import json, os
+    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    import numpy as np
+    from numba import cuda
+    from hsibench.degrade import spatial as _spatial
+    class spatial:  # the NumPy reference, also once degrade.spatial dispatches to the kernels
+        blur_decimate = staticmethod(getattr(_spatial, "blur_decimate_reference", _spatial.blur_decimate))
+        blur_decimate_adjoint = staticmethod(getattr(_spatial, "blur_decimate_adjoint_reference",
+                                                     _spatial.blur_decimate_adjoint))
+    from hsibench.degrade.psf import make_kernel
+    from hsibench.metrics import reference as R
+    from hsibench.kernels import (MetricInputError, band_sums, blur_decimate, blur_decimate_adjoint,
+                                  scalar_metrics, windowed_metrics)
+
+    out = {"simulator": bool(cuda.simulator_is_initialized()) if hasattr(cuda, "simulator_is_initialized") else True}
+    rng = np.random.default_rng(5)
+
+    def rel(a, b):
+        a = np.asarray(a, dtype=float); b = np.asarray(b, dtype=float)
+        return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+    # ---------------------------------------------------------------- PSF operator and adjoint
+    cases = [("gauss_fwhm_wide", 2, "symmetric", np.float32), ("motion(3, 30)", 3, "circular", np.float64),
+             ("disk(1.5)", 3, "symmetric", np.float32), ("box", 4, "circular", np.float64)]
+    for spec, s, bd, dt in cases:
+        k = make_kernel(spec, s)
+        x = rng.random((2, 4 * s, 3 * s)).astype(dt)
+        ref = spatial.blur_decimate(x, k, s, bd)
+        got = blur_decimate(cuda.to_device(x), k, s, bd)
+        assert hasattr(got, "copy_to_host"), type(got)
+        got = got.copy_to_host()
+        y = rng.random(ref.shape).astype(dt)
+        ref_t = spatial.blur_decimate_adjoint(y, k, s, x.shape[1:], bd)
+        got_t = blur_decimate_adjoint(cuda.to_device(y), k, s, x.shape[1:], bd).copy_to_host()
+        out[f"psf/{spec}/{s}/{bd}/{np.dtype(dt).name}"] = [rel(got, ref), rel(got_t, ref_t),
+                                                          got.dtype == ref.dtype, list(got.shape) == list(ref.shape)]
+    # leading dims and 2-D input
+    k = make_kernel("gauss_fwhm", 2)
+    x4 = rng.random((2, 1, 4, 6)).astype(np.float32)
+    got = blur_decimate(cuda.to_device(x4), k, 2).copy_to_host()
+    out["psf/leading_dims"] = [rel(got, spatial.blur_decimate(x4, k, 2)), 0.0, True, list(got.shape) == [2, 1, 2, 3]]
+
+    # ----------------------------------------------------------------------------- metrics
+    def pair(shape, dt):
+        g = rng.random(shape); e = np.clip(g + 0.05 * rng.standard_normal(shape), 0, None)
+        return g.astype(dt), e.astype(dt)
+
+    for dt in (np.float32, np.float64):
+        g, e = pair((3, 14, 13), dt)
+        g[:, :9, :9] = 0.4; e[:, :9, :9] = 0.4      # flat, equal windows
+        g[1, 5:, 4:] = 0.7                           # flat in gt only
+        g[:, 0, 12] = 0.0; e[:, 1, 12] = 0.0         # zero spectra
+        m = scalar_metrics(cuda.to_device(g), cuda.to_device(e), 4)
+        w = windowed_metrics(cuda.to_device(g), cuda.to_device(e))
+        ref = {"rmse": R.rmse(g, e), "psnr": R.psnr(g, e), "sam": R.sam(g, e), "ergas": R.ergas(g, e, scale=4),
+               "cc": R.cc(g, e), "dd": R.dd(g, e), "ssim": R.ssim(g, e), "uiqi": R.uiqi(g, e)}
+        got = {**m, **w}
+        out[f"metrics/{np.dtype(dt).name}"] = {name: [float(got[name]), float(v)] for name, v in ref.items()}
+        out[f"metrics_per_band/{np.dtype(dt).name}"] = [
+            rel(w["ssim_per_band"], R.ssim(g, e, per_band=True)),
+            rel(w["uiqi_per_band"], R.uiqi(g, e, per_band=True)),
+            rel(m["psnr_per_band"], R.psnr(g, e, per_band=True)),
+            rel(m["cc_per_band"], R.cc(g, e, per_band=True)),
+        ]
+    g, e = pair((4, 5, 6), np.float64)
+    g[:, 0, :2] = 0; e[:, 1, :3] = 0; e[:, 0, 0] = 0
+    for pol in ("count90", "all90", "exclude", "cucanet"):
+        s = band_sums(cuda.to_device(g), cuda.to_device(e), sam_zero_policy=pol)
+        out[f"sam/{pol}"] = [s.sam_sum / s.sam_count, R.sam(g, e, zero_policy=pol)]
+    bad = e.copy(); bad[2, 3, 4] = np.nan
+    try:
+        scalar_metrics(cuda.to_device(g), cuda.to_device(bad), 2)
+        out["nan_error"] = "no error"
+    except MetricInputError as exc:
+        out["nan_error"] = str(exc)
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def sim_results():
+    pytest.importorskip("numba.cuda")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "1"))
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"simulator script failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT") :])
+
+
+def test_psf_kernels(sim_results):
+    checks = {k: v for k, v in sim_results.items() if k.startswith("psf/")}
+    assert len(checks) == 5
+    for name, (err_fwd, err_adj, same_dtype, same_shape) in checks.items():
+        tol = 1e-5 if "float32" in name or "leading" in name else 1e-12
+        assert err_fwd < tol and err_adj < tol, (name, err_fwd, err_adj)
+        assert same_dtype and same_shape, name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_metric_kernels(sim_results, dtype):
+    for name, (got, ref) in sim_results[f"metrics/{dtype}"].items():
+        atol = 1e-6 if name == "sam" else 0.0
+        assert got == pytest.approx(ref, rel=1e-5 if dtype == "float32" else 1e-10, abs=atol), name
+    assert max(sim_results[f"metrics_per_band/{dtype}"]) < 1e-8
+
+
+def test_sam_policies(sim_results):
+    for pol in ("count90", "all90", "exclude", "cucanet"):
+        got, ref = sim_results[f"sam/{pol}"]
+        assert got == pytest.approx(ref, rel=1e-10), pol
+
+
+def test_nan_detected(sim_results):
+    assert "est contains 1 NaN" in sim_results["nan_error"]

@@ -1,0 +1,194 @@
+"""Fused strided PSF operator (hsibench.kernels) against the NumPy reference in degrade.spatial.
+
+Compilation budget: the CPU kernels compile once per (dtype, S) with S = s for s in {4, 8, 16}
+and S = 1 (generic) otherwise. The default tests use s in {2, 3, 4} (S = 1 and 4), float32 and
+float64: 8 task compilations, cached on disk afterwards. s = 8, 16 are in the slow tests
+(``-m slow``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hsibench.degrade import spatial as _spatial
+from hsibench.degrade.psf import make_kernel
+from hsibench.kernels import KernelShapeError, blur_decimate, blur_decimate_adjoint, psf_plan
+
+
+class spatial:  # noqa: N801 -- the NumPy reference, also once degrade.spatial dispatches to the kernels
+    blur_decimate = staticmethod(getattr(_spatial, "blur_decimate_reference", _spatial.blur_decimate))
+    blur_decimate_adjoint = staticmethod(
+        getattr(_spatial, "blur_decimate_adjoint_reference", _spatial.blur_decimate_adjoint)
+    )
+
+SPECS = [
+    "gauss_sigma0.5",
+    "gauss_fwhm",
+    "gauss_fwhm_wide",
+    "box",
+    "gauss(1.3)",
+    "aniso_gauss(0.8, 1.6, 30)",
+    "motion(5, 20)",
+    "disk(2.2)",
+    "airy(1.1)",
+]
+TOL = {np.float32: dict(rtol=1e-5), np.float64: dict(rtol=1e-11)}
+
+
+def _close(got, ref, dtype):
+    """Relative tolerance per element, with an absolute floor of the same size times the data scale
+    (signed data: outputs near 0 have no meaningful relative error)."""
+    assert got.dtype == ref.dtype
+    assert got.shape == ref.shape
+    rtol = TOL[dtype]["rtol"]
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * float(np.abs(ref).max()))
+
+
+def _cube(rng, shape, dtype):
+    return rng.random(shape).astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def rng_mod():
+    return np.random.default_rng(20240611)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("boundary", ["symmetric", "circular"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_every_preset_matches_reference(rng_mod, scale, boundary, dtype):
+    """Every kernel preset, forward and adjoint, odd non-square image sizes."""
+    h, w = 7, 5  # LR size: HR is (7s, 5s), never square, odd LR sizes
+    x = _cube(rng_mod, (3, h * scale, w * scale), dtype)
+    y = _cube(rng_mod, (3, h, w), dtype)
+    for spec in SPECS:
+        k = make_kernel(spec, scale)
+        if (max(k.shape) - scale) // 2 > min(h, w) * scale:  # padding larger than the image
+            continue
+        ref = spatial.blur_decimate(x, k, scale, boundary)
+        _close(blur_decimate(x, k, scale, boundary), ref, dtype)
+        ref_t = spatial.blur_decimate_adjoint(y, k, scale, (h * scale, w * scale), boundary)
+        _close(blur_decimate_adjoint(y, k, scale, (h * scale, w * scale), boundary), ref_t, dtype)
+
+
+def test_both_code_paths_are_exercised():
+    """Gaussian/box presets take the rank-1 separable path, rotated/round shapes the direct one."""
+    assert psf_plan((16, 16), make_kernel("gauss_fwhm_wide", 4), 4).separable
+    assert psf_plan((16, 16), make_kernel("box", 4), 4).separable
+    assert psf_plan((24, 24), make_kernel("aniso_gauss(0.8, 1.6)", 4), 4).separable  # axis-aligned
+    assert not psf_plan((24, 24), make_kernel("disk(2.2)", 4), 4).separable
+    assert not psf_plan((24, 24), make_kernel("aniso_gauss(0.8, 1.6, 30)", 4), 4).separable
+
+
+@pytest.mark.parametrize("boundary", ["symmetric", "circular"])
+def test_adjoint_identity(rng_mod, boundary):
+    """<A x, y> = <x, Aᵀ y> to float64 round-off, for a signed (non-PSF) kernel too."""
+    s = 3
+    for k in (make_kernel("gauss_fwhm_wide", s), rng_mod.standard_normal((7, 9))):
+        x = rng_mod.standard_normal((2, 9 * s, 4 * s))
+        y = rng_mod.standard_normal((2, 9, 4))
+        lhs = np.vdot(blur_decimate(x, k, s, boundary), y)
+        rhs = np.vdot(x, blur_decimate_adjoint(y, k, s, x.shape[-2:], boundary))
+        assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_signed_kernel_and_data(rng_mod):
+    """Linear in the kernel: signed kernels (learned PSFs) and signed data match the reference."""
+    s = 4
+    k = rng_mod.standard_normal((8, 6))
+    x = rng_mod.standard_normal((2, 6 * s, 5 * s)).astype(np.float32)
+    _close(blur_decimate(x, k, s), spatial.blur_decimate(x, k, s), np.float32)
+
+
+def test_layouts_and_leading_dims(rng_mod):
+    s = 2
+    k = make_kernel("gauss_fwhm_wide", s)
+    x4 = rng_mod.random((2, 3, 10, 8))
+    ref = spatial.blur_decimate(x4, k, s)
+    _close(blur_decimate(x4, k, s), ref, np.float64)
+    _close(blur_decimate(x4[0, 1], k, s), ref[0, 1], np.float64)  # 2-D input
+    xt = np.ascontiguousarray(x4[0].transpose(0, 2, 1)).transpose(0, 2, 1)  # non-contiguous view
+    assert not xt.flags.c_contiguous
+    _close(blur_decimate(xt, k, s), ref[0], np.float64)
+    y = rng_mod.random((2, 3, 5, 4))
+    _close(blur_decimate_adjoint(y, k, s, (10, 8)), spatial.blur_decimate_adjoint(y, k, s, (10, 8)), np.float64)
+    xi = (x4[0] * 1000).astype(np.int32)  # integers are computed in float64, like the reference
+    _close(blur_decimate(xi, k, s), spatial.blur_decimate(xi, k, s), np.float64)
+
+
+def test_torch_cpu_tensor(rng_mod):
+    torch = pytest.importorskip("torch")
+    s = 2
+    k = make_kernel("box", s)
+    x = rng_mod.random((2, 8, 6)).astype(np.float32)
+    out = blur_decimate(torch.from_numpy(x), k, s)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    _close(out.numpy(), spatial.blur_decimate(x, k, s), np.float32)
+    back = blur_decimate_adjoint(out, torch.from_numpy(k), s, (8, 6))
+    assert isinstance(back, torch.Tensor)
+
+
+def test_errors(rng_mod):
+    x = rng_mod.random((1, 8, 8))
+    with pytest.raises(KernelShapeError, match="parity"):
+        blur_decimate(x, np.ones((3, 3)) / 9, 2)
+    assert issubclass(KernelShapeError, ValueError)
+    with pytest.raises(ValueError, match="does not divide"):
+        blur_decimate(x, np.ones((3, 3)) / 9, 3)
+    with pytest.raises(ValueError, match="exceeds the image size"):
+        blur_decimate(x, np.ones((22, 22)), 2)
+    with pytest.raises(ValueError, match="unknown boundary"):
+        blur_decimate(x, np.ones((2, 2)) / 4, 2, "reflect")
+    with pytest.raises(ValueError, match="does not match"):
+        blur_decimate_adjoint(np.zeros((1, 3, 4)), np.ones((2, 2)) / 4, 2, (8, 8))
+    with pytest.raises(KernelShapeError, match="NaN"):
+        blur_decimate(x, np.full((2, 2), np.nan), 2)
+
+
+def test_nan_propagates(rng_mod):
+    x = rng_mod.random((1, 8, 8)).astype(np.float32)
+    x[0, 3, 3] = np.nan
+    out = blur_decimate(x, make_kernel("gauss_fwhm", 2), 2)
+    assert np.isnan(out[0, 1, 1]) and np.isfinite(out[0, 0, 0])
+
+
+def test_real_cube(shared_data):
+    """Paris Hyperion cube (128 bands, 72×72), float32, s = 4 and 3, symmetric and circular."""
+    from scipy.io import loadmat
+
+    cube = loadmat(shared_data / "paris_eo1_hyperion_ali" / "paris_data_hs_ms.mat")["HSim"]
+    x = np.ascontiguousarray(np.transpose(cube, (2, 0, 1)), dtype=np.float32)
+    for s, spec, boundary in ((4, "gauss_fwhm_wide", "symmetric"), (3, "gauss_fwhm", "circular")):
+        k = make_kernel(spec, s)
+        lr = blur_decimate(x, k, s, boundary)
+        _close(lr, spatial.blur_decimate(x, k, s, boundary), np.float32)
+        _close(
+            blur_decimate_adjoint(lr, k, s, x.shape[1:], boundary),
+            spatial.blur_decimate_adjoint(lr, k, s, x.shape[1:], boundary),
+            np.float32,
+        )
+
+
+@pytest.fixture
+def slow_selected(request):
+    """Compiles two more specialisations (~15 s): only when ``-m slow`` selects it."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("slow: run with -m slow")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", [8, 16])
+def test_large_scales(slow_selected, scale):
+    """The specialised s = 8 and 16 paths (extra compilations), k = s and 2s and a rotated kernel."""
+    rng = np.random.default_rng(scale)
+    x = rng.random((3, 5 * scale, 3 * scale), dtype=np.float32)
+    y = rng.random((3, 5, 3), dtype=np.float32)
+    for spec in ("gauss_fwhm", "gauss_fwhm_wide", "aniso_gauss(2, 4, 30)"):
+        k = make_kernel(spec, scale)
+        for boundary in ("symmetric", "circular"):
+            _close(blur_decimate(x, k, scale, boundary), spatial.blur_decimate(x, k, scale, boundary), np.float32)
+            _close(
+                blur_decimate_adjoint(y, k, scale, x.shape[1:], boundary),
+                spatial.blur_decimate_adjoint(y, k, scale, x.shape[1:], boundary),
+                np.float32,
+            )
