@@ -1,0 +1,133 @@
+"""CUCaNet on a small synthetic low-rank scene (64×64×31, s = 4): quality, degradation learning,
+determinism, modes, guards."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from hsibench.degrade.degradation import Degradation
+from hsibench.methods import Context, MethodError, create_method, get_method, run_method
+from hsibench.nets.layers import relative_error
+
+torch.set_num_threads(1)
+
+# Small widths and a short budget keep the test well under a minute on one thread.
+TEST_PARAMS = dict(widths=(8, 16, 32), endmembers=20, early_stop=False)
+TEST_ITERS = 400
+MARGIN_DB = 3.0  # measured +7.6 dB over upsample at 400 iterations (blind, seed 0, 1 thread)
+
+
+def toy_scene(size=64, bands=31, endmembers=12, seed=0):
+    """Low-rank cube: smooth random spectra mixed by piecewise-smooth abundance maps (cells with sharp
+    edges, smooth fields, small discs), so the HrMSI carries detail the LrHSI has lost."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, bands)
+    E = np.zeros((bands, endmembers))
+    for j in range(endmembers):
+        for _ in range(4):
+            c, w, a = rng.uniform(-0.2, 1.2), rng.uniform(0.03, 0.3), rng.uniform(0.2, 1.0)
+            E[:, j] += a * np.exp(-0.5 * ((t - c) / w) ** 2)
+        E[:, j] += rng.uniform(0.05, 0.2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    pts = rng.uniform(0, size, (10, 2))
+    lab = rng.integers(0, endmembers, 10)
+    d = (yy[None] - pts[:, 0, None, None]) ** 2 + (xx[None] - pts[:, 1, None, None]) ** 2
+    logits = 6.0 * (lab[np.argmin(d, 0)][None] == np.arange(endmembers)[:, None, None])
+    logits = logits + np.stack([ndimage.gaussian_filter(rng.normal(size=(size, size)), 8) * 6 for _ in range(endmembers)])
+    for _ in range(10):
+        cy, cx, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(2, 5)
+        logits[rng.integers(endmembers)] += 6.0 * (((yy - cy) ** 2 + (xx - cx) ** 2) < r * r)
+    A = np.exp(logits - logits.max(0))
+    A /= A.sum(0)
+    X = np.einsum("bk,khw->bhw", E, A)
+    return (X / X.max()).astype(np.float32), np.linspace(400, 700, bands)
+
+
+def psnr(gt, est):
+    g, e = gt.reshape(gt.shape[0], -1), est.reshape(est.shape[0], -1)
+    return float(np.mean(10 * np.log10(g.max(1) ** 2 / ((g - e) ** 2).mean(1))))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    X, wl = toy_scene()
+    obs = Degradation(4, "gauss_sigma0.5", "landsat8_bgr").apply(X, wl)
+    return X, wl, obs
+
+
+def ctx_for(obs, wl, mode, iterations, seed=0):
+    return Context.from_truth(scale=4, mode=mode, psf=obs.psf, srf=obs.srf, coverage=obs.coverage,
+                              wavelengths=wl, iterations=iterations, seed=seed)
+
+
+def test_registered_with_presets_and_modes():
+    cls = get_method("cucanet")
+    assert cls.family == "deep"
+    assert set(cls.modes) == {"oracle", "srf_support", "blind", "estimated"}
+    paper = create_method("cucanet", "paper").params
+    assert paper["iterations"] == 10000 and paper["endmembers"] == 128 and paper["lr"] == 5e-3
+    assert paper["decay_start"] == 0.2 and paper["schedule"] == "lambda"
+    assert paper["lambda_lrmsi"] == 1000 and paper["lambda_asc"] == 0.01
+    assert paper["lr_mult"] == {"msi_encoder": 0.5, "psf": 0.2, "attention": 0.2, "srf": 0.2}
+    assert paper["attention_norm"] == "softmax" and paper["early_stop"] is False
+
+
+def test_blind_beats_upsample_and_learns_psf_srf(scene):
+    X, wl, obs = scene
+    ctx = ctx_for(obs, wl, "blind", TEST_ITERS)
+    up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
+    res = run_method(create_method("cucanet", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx)
+    assert res.hr.dtype == np.float32 and res.hr.shape == X.shape
+    gain = psnr(X, res.hr) - psnr(X, up)
+    assert gain > MARGIN_DB, f"CUCaNet only {gain:.2f} dB over upsample"
+    info = res.info
+    assert relative_error(info["learned_psf"], obs.psf) < 0.5 * relative_error(info["initial_psf"], obs.psf)
+    assert relative_error(info["learned_srf"], obs.srf) < relative_error(info["initial_srf"], obs.srf)
+    curve = info["loss_curve"]
+    assert {"total", "lrhsi", "hrmsi", "srf_branch", "psf_branch", "lrmsi", "asc", "sparse"} <= set(curve)
+    assert curve["total"][-1] < curve["total"][0]
+
+
+def test_same_seed_same_output(scene):
+    X, wl, obs = scene
+    m = create_method("cucanet", "fast", **TEST_PARAMS)
+    a = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 20, seed=3)).hr
+    b = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 20, seed=3)).hr
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kw", [dict(attention=False), dict(attention_norm="softmax")])
+def test_variants_run(scene, kw):
+    X, wl, obs = scene
+    res = run_method(create_method("cucanet", "fast", **TEST_PARAMS, **kw), obs.lr, obs.msi, ctx_for(obs, wl, "blind", 5))
+    assert np.all(np.isfinite(res.hr))
+
+
+def test_oracle_freezes_truth_and_srf_support_masks(scene):
+    X, wl, obs = scene
+    m = create_method("cucanet", "fast", **TEST_PARAMS)
+    info = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 10)).info
+    np.testing.assert_allclose(info["learned_psf"], obs.psf, atol=1e-6)
+    np.testing.assert_allclose(info["learned_srf"], obs.srf, atol=1e-6)
+    info = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 10)).info
+    assert np.all(info["learned_srf"][~obs.coverage] == 0)
+
+
+def test_nan_guard(scene):
+    X, wl, obs = scene
+    msi = obs.msi.copy()
+    msi[1, 5, 5] = np.inf
+    with pytest.raises(MethodError, match="non-finite loss at iteration 0"):
+        create_method("cucanet", "fast", **TEST_PARAMS).fuse(obs.lr, msi, ctx_for(obs, wl, "blind", 10))
+
+
+@pytest.mark.slow
+def test_fast_preset_beats_upsample(scene):
+    """The full ``fast`` preset (its own budget, plateau stop on) on the synthetic scene."""
+    X, wl, obs = scene
+    ctx = ctx_for(obs, wl, "blind", None)
+    up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
+    res = run_method(create_method("cucanet", "fast"), obs.lr, obs.msi, ctx)
+    assert psnr(X, res.hr) - psnr(X, up) > 2 * MARGIN_DB
