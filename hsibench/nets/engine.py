@@ -436,6 +436,7 @@ class NetMethod(Method):
     """
 
     family = "deep"
+    uses = ("psf", "srf")  # in `estimated` mode the learned layers start from the estimator's output
     deviations: tuple[str, ...] = ()
 
     def fuse(self, lr, msi, ctx: Context):
