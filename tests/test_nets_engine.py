@@ -42,7 +42,7 @@ def test_cosine_and_step_schedules():
     assert lr_factor(cfg, 0) == pytest.approx(0.1)
     assert lr_factor(cfg, 10) == pytest.approx(1.0)
     assert lr_factor(cfg, 99) < 0.01
-    cfg = TrainConfig(iterations=100, schedule="step", step_size=30, gamma=0.1)
+    cfg = TrainConfig(iterations=100, schedule="step", step_size=30, step_gamma=0.1)
     assert lr_factor(cfg, 29) == 1.0 and lr_factor(cfg, 30) == pytest.approx(0.1) and lr_factor(cfg, 95) == pytest.approx(1e-3)
     assert lr_factor(TrainConfig(schedule="constant"), 500) == 1.0
 
@@ -156,3 +156,14 @@ def test_progress_bar_runs(capsys):
     w, obj = _quadratic()
     res = train(obj, {"w": [w]}, TrainConfig(iterations=30, lr=0.1), progress=True, desc="unit")
     assert res.iterations == 30 and math.isfinite(res.final_losses["total"])
+
+
+@pytest.mark.parametrize("name", ["hyconet", "cucanet", "eu2adl"])
+def test_every_net_preset_builds_a_train_config(name):
+    from hsibench.methods import create_method, get_method
+
+    for preset in get_method(name).presets:
+        m = create_method(name, preset)
+        cfg = TrainConfig.from_params(m.params)
+        assert cfg.iterations == m.params["iterations"] and cfg.lr == m.params["lr"]
+        assert cfg.step_gamma == ENGINE_DEFAULTS["step_gamma"]  # no net key shadows an engine key

@@ -124,7 +124,7 @@ def test_endmember_decoder_clips_weights_and_output():
         dec.weight.add_(3.0)
     dec.project()
     assert float(dec.weight.detach().max()) <= 1
-    y = dec(torch.rand(1, 6, 4, 4) * 5)
+    y = dec(torch.rand(1, 6, 4, 4) * 5).detach()
     assert float(y.max()) <= 1 and float(y.min()) >= 0
 
 

@@ -51,9 +51,11 @@ Choices and departures (also in ``CUCaNet.deviations`` and the config):
 Knowledge modes: ``oracle`` (PSF/SRF frozen at the truth), ``estimated`` (learned from the estimate),
 ``srf_support`` (the code's setting), ``blind``.
 
-Budget (2-core CPU, 1 thread, torch 2.13, shared machine): ``fast`` on 128×128×31 at s = 8
-≈ 0.04 s/iteration → 2000 iterations ≈ 80 s; ``paper`` ≈ 1.2 s/iteration → 10 000 ≈ 3.3 h
-(see the issue-5 report).
+Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
+(load average 2-4, so these are upper bounds): ``fast`` on a 128×128×31 scene at s = 8:
+0.145 s/iteration → 1200 iterations in 178 s (CAVE balloons centre crop: 40.5 dB vs bicubic
+30.2 dB); on the full 256×256 balloons ≈ 0.7-0.9 s/iteration. ``paper`` preset: 2.7 s/iteration at
+128×128 (≈ 7.6 h for 10 000 iterations) and 12.9 s/iteration at 256×256 (≈ 36 h).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ the simplex). The engine owns everything else, so all nets behave the same way:
   learning-rate multipliers (``lr_mult={"psf": 0.2, ...}``), ``betas``, ``eps``, ``weight_decay``;
 * **schedule** ``lambda`` (constant until ``decay_start`` then linear to 0 at the last iteration:
   the ``LambdaLR`` policy of the CUCaNet/HyCoNet/EU2ADL code), ``cosine`` (optional linear warm-up,
-  floor ``min_lr_factor``), ``step`` (``gamma`` every ``step_size`` iterations) or ``constant``;
+  floor ``min_lr_factor``), ``step`` (× ``step_gamma`` every ``step_size`` iterations) or ``constant``;
   ``decay_start`` is a fraction of the budget when < 1 and an iteration index otherwise, so a
   shortened budget (``ctx.iterations``) keeps the paper's shape;
 * an **iteration budget** (``ctx.iterations`` overrides the preset's);
@@ -79,7 +79,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "warmup": 0,
     "min_lr_factor": 0.0,
     "step_size": 1000,
-    "gamma": 0.5,
+    "step_gamma": 0.5,
     "early_stop": False,
     "plateau_window": 200,
     "plateau_tol": 1e-3,
@@ -108,7 +108,7 @@ class TrainConfig:
     warmup: int = 0
     min_lr_factor: float = 0.0
     step_size: int = 1000
-    gamma: float = 0.5
+    step_gamma: float = 0.5
     early_stop: bool = False
     plateau_window: int = 200
     plateau_tol: float = 1e-3
@@ -261,7 +261,7 @@ def lr_factor(cfg: TrainConfig, it: int) -> float:
         span = max(1, T - cfg.warmup)
         f = 0.5 * (1.0 + math.cos(math.pi * min(1.0, (it - cfg.warmup) / span)))
     elif cfg.schedule == "step":
-        f = cfg.gamma ** (it // max(1, cfg.step_size))
+        f = cfg.step_gamma ** (it // max(1, cfg.step_size))
     else:  # pragma: no cover - validated in TrainConfig
         raise MethodError(f"unknown schedule {cfg.schedule!r}")
     if cfg.schedule != "lambda" and cfg.warmup and it < cfg.warmup:

@@ -57,9 +57,12 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   this term; with 10 it lags the auto-encoders at a short budget: 38.3 vs 39.7 dB at 1200
   iterations on that crop, −0.7 vs +3.2 dB over bicubic on the synthetic test scene at 400).
 
-Budget (2-core CPU, 1 thread, torch 2.13, shared machine): ``fast`` on 128×128×31 at s = 8
-≈ 1000 stage-1 iterations (≈ 2 s) + 1500 stage-2 iterations at ≈ 0.06 s ≈ 100 s; ``paper``
-≈ 1.5 s/iteration → 14 000 ≈ 6 h (see the issue-5 report).
+Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
+(load average 2-4, so these are upper bounds): ``fast`` on a 128×128×31 scene at s = 8: stage 1
+2000 × 2-7 ms + stage 2 1200 × 0.085-0.16 s → 108-205 s (CAVE balloons centre crop: 39.7 dB vs
+bicubic 30.2 dB); on the full 256×256 balloons ≈ 0.4-0.7 s/iteration. ``paper`` preset: stage 1
+4000 × 8-12 ms, stage 2 2.1 s/iteration at 128×128 (≈ 8.3 h for 14 000 iterations) and 8.6
+s/iteration at 256×256 (≈ 34 h).
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ Choices and departures (also in ``HyCoNet.deviations`` and the config):
   crop, s = 8, blind, 1000 iterations) clamp 40.2 dB vs softmax 36.9 dB, and only the clamp version
   moved the SRF towards the truth.
 * ``fast`` preset: widths 16-32-64, p = 30, lr 1e-2 (the paper's 5e-3 converges too slowly for a
-  2000-iteration budget: 41.5 vs 40.2 dB at 1000 iterations on the crop above), 2000 iterations,
+  1500-iteration budget: 41.5 vs 40.2 dB at 1000 iterations on the crop above), 1500 iterations,
   plateau stop on.
 * **PSF**: one s×s kernel shared by all bands; clamped at 0 *and renormalised to sum 1* after each
   step (the paper only clamps to [0, 1]). **SRF**: normalised 1×1 conv (eq. 12) restricted to the
@@ -42,9 +42,11 @@ Choices and departures (also in ``HyCoNet.deviations`` and the config):
 Knowledge modes: ``oracle`` (PSF and SRF frozen at the truth), ``estimated`` (learned, started from
 the estimate), ``srf_support`` (paper setting), ``blind``.
 
-Budget (measured on this 2-core CPU, 1 thread, torch 2.13): ``fast`` preset on a 128×128×31 scene
-at s = 8 ≈ 0.02 s/iteration → 3000 iterations ≈ 60 s; ``paper`` preset ≈ 0.28 s/iteration
-→ 10 000 iterations ≈ 47 min (see the issue-5 report for the CAVE numbers).
+Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
+(load average 2-4, so these are upper bounds): ``fast`` on a 128×128×31 scene at s = 8:
+0.078-0.12 s/iteration → 1500 iterations in 120-185 s (CAVE balloons centre crop: 43.4 dB vs
+bicubic 30.2 dB); on the full 256×256 balloons ≈ 0.3-0.6 s/iteration. ``paper`` preset: 1.2
+s/iteration at 128×128 (≈ 3.4 h for 10 000 iterations) and 4.8 s/iteration at 256×256 (≈ 13 h).
 """
 from __future__ import annotations
 
@@ -154,7 +156,7 @@ class HyCoNet(NetMethod):
             "endmembers": 30,
             "widths": (16, 32, 64),
             "lr": 1e-2,
-            "iterations": 2000,
+            "iterations": 1500,
             "early_stop": True,
             "plateau_window": 250,
             "plateau_tol": 1e-3,
