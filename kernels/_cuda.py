@@ -46,10 +46,11 @@ class _Native:
             import torch
 
             tdt = torch.float32 if dtype == np.float32 else torch.float64
-            a = a.reshape(shape3).to(tdt).contiguous()
+            a = a.detach().reshape(shape3).to(tdt).contiguous()
             self.device = a.device.index or 0
             with cuda.gpus[self.device]:
                 self.stream = cuda.external_stream(torch.cuda.current_stream(a.device).cuda_stream)
+                self.view = cuda.as_cuda_array(a)
         elif self.flavour == "cupy":
             import cupy
 
@@ -59,14 +60,15 @@ class _Native:
             self.device = a.device.id
             with cuda.gpus[self.device]:
                 self.stream = cuda.external_stream(handle)
+                self.view = cuda.as_cuda_array(a)
         else:
             if np.dtype(a.dtype) != dtype:
                 a = cuda.to_device(a.copy_to_host().astype(dtype))
             a = a.reshape(shape3)
             self.device = None
             self.stream = 0
+            self.view = a
         self.native = a
-        self.view = a if self.flavour == "numba" else cuda.as_cuda_array(a)
 
     def empty(self, shape, dtype):
         """A new device array of the caller's flavour and its Numba view."""
@@ -79,14 +81,11 @@ class _Native:
         if self.flavour == "cupy":
             import cupy
 
-            c = cupy.empty(shape, dtype=dtype)
+            with self.native.device:
+                c = cupy.empty(shape, dtype=dtype)
             return c, cuda.as_cuda_array(c)
         d = cuda.device_array(shape, dtype=dtype)
         return d, d
-
-    def zeros_f64(self, shape):
-        d = cuda.to_device(np.zeros(shape), stream=self.stream)
-        return d
 
     def context(self):
         return cuda.gpus[self.device] if self.device is not None else _nullcontext()
@@ -332,7 +331,8 @@ def _band_stats(g, e, kg, ke, policy, stats, sam):
                 a_sum += 90.0
                 a_n += 1.0
         else:
-            cs = dot[q] / (math.sqrt(nx) * math.sqrt(ny))
+            den = math.sqrt(nx * ny)  # as the CPU kernel: identical spectra give exactly 0°
+            cs = 1.0 if dot[q] == den else dot[q] / den
         if cs < 1.5:
             cs = min(1.0, max(-1.0, cs))
             a_sum += math.acos(cs) * (180.0 / math.pi)

@@ -204,8 +204,11 @@ def _band_stats_task(t, args):
             ny = a2[c]
             kx = 1.0 if nx != 0.0 else 0.0
             ky = 1.0 if ny != 0.0 else 0.0
-            den = math.sqrt(nx) * math.sqrt(ny)
-            cs = a0[c] / (den if den > 0.0 else 1.0)
+            # |x||x^| as sqrt(|x|²|x^|²), and cos = 1 when <x, x^> equals it: identical spectra
+            # then give exactly 0° (a division under arcp may round 1 down by an ulp: 1e-6°)
+            den = math.sqrt(nx * ny)
+            dot = a0[c]
+            cs = 1.0 if dot == den else dot / (den if den > 0.0 else 1.0)
             den_alt = math.sqrt(nx) * sqb
             alt = (1e-4 * a3[c]) / (den_alt if den_alt > 0.0 else 1.0)
             cs = cs if ky > 0.0 else (alt if p_cuc > 0.0 else 1.0)

@@ -36,6 +36,8 @@ SAM_ZERO_POLICIES = ("count90", "all90", "exclude", "cucanet")
 _SSIM_SIGMA, _SSIM_TRUNCATE = 1.5, 3.5
 _K1, _K2 = 0.01, 0.03
 _UIQI_WINDOW = 8
+_SUM_TASKS = 64  # pixel runs of the one-pass sums (CPU)
+_TILE_ROWS = 64  # row tile of the windowed kernel (CPU)
 
 
 class MetricInputError(ValueError):
@@ -66,12 +68,6 @@ def ssim_weights(sigma: float = _SSIM_SIGMA, truncate: float = _SSIM_TRUNCATE) -
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     phi = np.exp(-0.5 / (sigma * sigma) * x * x)
     return phi / phi.sum()
-
-
-def _threads() -> int:
-    import numba
-
-    return int(numba.get_num_threads())
 
 
 def _prepare_pair(gt, est) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +118,10 @@ def band_sums(gt, est, *, sam_zero_policy: str = "count90") -> BandSums:
         g, e = _prepare_pair(gt, est)
         K = A.cpu("_metrics_cpu")
         block = 1024  # pixels per block (see _metrics_cpu.band_stats)
-        ntask = max(1, min(math.ceil(H * W / block), 8 * _threads()))
-        raw = np.empty((ntask, B, K.NSTAT))
+        # a fixed task count (not one per thread): the float64 partial sums then add up in the
+        # same order on any thread count, so a result row does not depend on the pinning
+        ntask = max(1, min(math.ceil(H * W / block), _SUM_TASKS))
+        raw = np.zeros((ntask, B, K.NSTAT))  # the CPU kernel leaves column GMAX unwritten
         bdt = K.bits_dtype(g.dtype)
         maxbits = np.empty((ntask, B), dtype=bdt)
         minbits = np.empty((ntask, B), dtype=bdt)
@@ -267,8 +265,7 @@ def windowed_metrics(gt, est, *, data_range: float = 1.0) -> dict:
         step = max(1, H // 16)
         mu_g = g[:, ::step].mean(axis=(1, 2), dtype=np.float64)
         mu_e = e[:, ::step].mean(axis=(1, 2), dtype=np.float64)
-        want = math.ceil(4 * _threads() / B)  # tiles per band for ≥ 4 tasks per thread
-        tile = min(64, max(16, math.ceil(H / want)))
+        tile = _TILE_ROWS  # fixed, like ntask above: the same sums on any thread count
         ntile = math.ceil(H / tile)
         ssim_s = np.empty((B, ntile))
         uiqi_s = np.empty((B, ntile))

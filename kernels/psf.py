@@ -66,7 +66,7 @@ class PsfPlan:
         return self._cast[dtype]
 
     def taps(self, dtype):
-        """The non-zero vertical taps (see ``_psf_cpu.vertical_taps``) in the compute dtype."""
+        """The non-zero vertical taps (``_plan.vertical_taps``) in the compute dtype."""
         key = ("taps", np.dtype(dtype))
         if key not in self._cast:
             self._cast[key] = vertical_taps(self.cast(dtype)[0])

@@ -6,8 +6,11 @@ is applied with (k − s)/2 pixels of padding on each side. Boundaries: ``symmet
 reflection, the default) or ``circular``. All functions take ``(..., rows, cols)`` arrays of any
 array-API namespace (NumPy, CuPy, torch) and return the same namespace.
 
-This module is the single definition of the operator: every method and the simulator call it, and
-the fused kernels in ``hsibench.kernels`` are checked against it.
+This module is the single definition of the operator: every method and the simulator call it.
+``blur_decimate_reference`` / ``blur_decimate_adjoint_reference`` define it in array-API code;
+the public ``blur_decimate`` / ``blur_decimate_adjoint`` validate the arguments and then run the
+fused kernels of ``hsibench.kernels`` on NumPy float32/float64 and CUDA arrays (checked against the
+references in the tests), and the references on anything else (see :mod:`hsibench.accel`).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..accel import kernel_path
 from ..xp import array_namespace, asarray_like
 from .psf import KernelError
 
@@ -22,6 +26,8 @@ __all__ = [
     "BOUNDARIES",
     "blur_decimate",
     "blur_decimate_adjoint",
+    "blur_decimate_reference",
+    "blur_decimate_adjoint_reference",
     "interp_matrix",
     "upsample",
     "check_scale",
@@ -74,13 +80,38 @@ def _pad(x, pad_r: int, pad_c: int, boundary: str):
     return x
 
 
+def _check_operator(hr_shape, psf, scale: int, boundary: str) -> np.ndarray:
+    """Validate an operator's arguments once, for both paths (same errors either way)."""
+    rows, cols = (int(n) for n in hr_shape)
+    check_scale(rows, cols, scale)
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"unknown boundary {boundary!r}; use one of {BOUNDARIES}")
+    k = _as_kernel(psf, scale)
+    pad_r, pad_c, _, _ = _geometry(k.shape, scale)
+    for pad, n in ((pad_r, rows), (pad_c, cols)):
+        if pad > n:
+            raise ValueError(f"padding {pad} exceeds the image size {n}; kernel too large for this image")
+    return k
+
+
 def blur_decimate(x, psf, scale: int, boundary: str = "symmetric"):
     """LR = decimate_s(correlate(X, psf)), block-centred, for every leading index of ``x``.
 
     The kernel is used as given (a PSF from :func:`make_kernel` already sums to 1).
     ``x``: (..., H, W) with s | H and s | W. ``psf``: (kh, kw) with kh ≡ kw ≡ s (mod 2).
-    Returns (..., H/s, W/s) in the namespace and dtype of ``x``.
+    Returns (..., H/s, W/s) in the namespace and dtype of ``x``. Fused kernel where
+    :func:`hsibench.accel.kernel_path` allows, else :func:`blur_decimate_reference`.
     """
+    k = _check_operator(x.shape[-2:], psf, scale, boundary)
+    if kernel_path(x):
+        from ..kernels import blur_decimate as fused
+
+        return fused(x, k, int(scale), boundary)
+    return blur_decimate_reference(x, k, scale, boundary)
+
+
+def blur_decimate_reference(x, psf, scale: int, boundary: str = "symmetric"):
+    """Array-API definition of :func:`blur_decimate`: one strided slice per non-zero kernel tap."""
     rows, cols = x.shape[-2], x.shape[-1]
     check_scale(rows, cols, scale)
     k = _as_kernel(psf, scale)
@@ -102,6 +133,23 @@ def blur_decimate(x, psf, scale: int, boundary: str = "symmetric"):
 
 def blur_decimate_adjoint(y, psf, scale: int, hr_shape: tuple[int, int], boundary: str = "symmetric"):
     """Exact transpose of :func:`blur_decimate`: <A x, y> = <x, Aᵀ y> for every x, y.
+
+    ``y``: (..., H/s, W/s); returns (..., H, W) in the namespace and dtype of ``y``. Fused kernel
+    where :func:`hsibench.accel.kernel_path` allows, else :func:`blur_decimate_adjoint_reference`.
+    """
+    k = _check_operator(hr_shape, psf, scale, boundary)
+    rows, cols = (int(n) for n in hr_shape)
+    if tuple(y.shape[-2:]) != (rows // scale, cols // scale):
+        raise ValueError(f"LR shape {tuple(y.shape[-2:])} does not match HR {tuple(hr_shape)} at scale {scale}")
+    if kernel_path(y):
+        from ..kernels import blur_decimate_adjoint as fused
+
+        return fused(y, k, int(scale), (rows, cols), boundary)
+    return blur_decimate_adjoint_reference(y, k, scale, (rows, cols), boundary)
+
+
+def blur_decimate_adjoint_reference(y, psf, scale: int, hr_shape: tuple[int, int], boundary: str = "symmetric"):
+    """Array-API definition of :func:`blur_decimate_adjoint`.
 
     Scatters each LR pixel back through the kernel taps onto the padded HR grid, then folds the
     padding back onto the image according to the boundary rule.
