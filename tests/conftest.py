@@ -30,3 +30,14 @@ def shared_data() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (real-data reproductions, full presets, extra kernel compilations)
+    run only when the marker expression names them (``-m slow``, ``-m "slow or not slow"``)."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)

@@ -160,13 +160,6 @@ def test_nnls_gram_handles_singular_systems():
 
 # ------------------------------------------------------------------------------- reference figures
 
-@pytest.fixture
-def slow_selected(request):
-    """The CAVE reproductions take about 80 s: run them only when ``-m slow`` selects them."""
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow reproduction: run with -m slow")
-
-
 def _balloons(shared_data, s):
     from scipy.io import loadmat
 
@@ -181,7 +174,7 @@ def _balloons(shared_data, s):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("s,ref", [(8, 37.90), (16, 30.25)])
-def test_cave_balloons_reference_true_srf(slow_selected, shared_data, s, ref):
+def test_cave_balloons_reference_true_srf(shared_data, s, ref):
     """Yokoya's CNMF under Octave with the true SRF (and its own Gaussian PSF): 37.90 dB (s = 8),
     30.25 dB (s = 16). VCA is random, so the figure is compared with the mean over three seeds
     (measured 38.9 / 29.8 dB; single seeds span about 2 dB)."""
@@ -193,7 +186,7 @@ def test_cave_balloons_reference_true_srf(slow_selected, shared_data, s, ref):
 
 
 @pytest.mark.slow
-def test_cave_balloons_reference_estimated_srf(slow_selected, shared_data):
+def test_cave_balloons_reference_estimated_srf(shared_data):
     """CNMF estimating its own SRF (blind), s = 8: reference 37.52 dB."""
     X, lr, msi, psf, srf = _balloons(shared_data, 8)
     res = create_method("cnmf")(lr, msi, Context(scale=8, mode="blind"))

@@ -173,14 +173,8 @@ def test_bad_inputs(case):
     assert np.all(np.isfinite(out))
 
 
-@pytest.fixture
-def slow_selected(request):
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow reproduction: run with -m slow")
-
-
 @pytest.mark.slow
-def test_cave_balloons_reference(slow_selected, shared_data):
+def test_cave_balloons_reference(shared_data):
     """HySure under Octave with the true PSF and SRF, CAVE balloons, s = 8: 43.45 dB (208 s).
     Measured here: 42.8 dB in about 30 s."""
     from scipy.io import loadmat

@@ -169,16 +169,9 @@ def test_real_cube(shared_data):
         )
 
 
-@pytest.fixture
-def slow_selected(request):
-    """Compiles two more specialisations (~15 s): only when ``-m slow`` selects it."""
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow: run with -m slow")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", [8, 16])
-def test_large_scales(slow_selected, scale):
+def test_large_scales(scale):
     """The specialised s = 8 and 16 paths (extra compilations), k = s and 2s and a rotated kernel."""
     rng = np.random.default_rng(scale)
     x = rng.random((3, 5 * scale, 3 * scale), dtype=np.float32)
