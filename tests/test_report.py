@@ -57,3 +57,24 @@ def test_make_report_writes_markdown_html_plots_and_panels(store, tmp_path):
 def test_report_on_missing_store_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         make_report(tmp_path / "nothing")
+
+
+def test_training_table_projects_the_preset_budget():
+    from hsibench.methods import create_method
+    from hsibench.report.tables import training_table
+
+    rows = [
+        {"status": "ok", "method": "eu2adl", "label": "eu2adl[paper]", "preset": "paper", "mode": "blind", "scale": 8,
+         "runtime_s": 30.0, "config": {"params": {}},
+         "info": {"iterations": 6, "seconds_per_iteration": 2.0, "stage1_iterations": 2,
+                  "stage1_seconds_per_iteration": 0.01, "stopped": "budget"}},
+        {"status": "ok", "method": "gsa", "label": "gsa", "mode": "blind", "scale": 8, "info": {}},
+        {"status": "failed", "method": "hyconet", "label": "hyconet", "info": {"seconds_per_iteration": 1.0}},
+    ]
+    table = training_table(rows)
+    assert len(table) == 1
+    p = create_method("eu2adl", "paper").params
+    want = (2.0 * p["iterations"] + 0.01 * p["stage1_iterations"]) / 3600
+    assert table.loc[0, "projected full budget (h)"] == pytest.approx(want, abs=0.005)
+    assert table.loc[0, "iterations run"] == 8
+    assert training_table(rows[1:]).empty

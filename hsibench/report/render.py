@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..study.store import ResultStore
 from .plots import robustness_plots, visual_panels
-from .tables import failure_table, load_results, markdown_table, overview_table, summary_tables
+from .tables import failure_table, load_results, markdown_table, overview_table, summary_tables, training_table
 
 __all__ = ["make_report"]
 
@@ -61,6 +61,9 @@ def make_report(results: str | Path, out_dir: str | Path | None = None, title: s
         md += ["## Visual panels", "", "False colour from three bands; bottom row: mean absolute error over bands (common scale).", ""]
         md += [f"![{p.stem}](plots/{p.name})" for p in panels]
         md.append("")
+    train = training_table(rows)
+    if not train.empty:
+        md += ["## Training budgets (iterative nets)", "", _TRAIN_NOTE, "", markdown_table(train), ""]
     fails = failure_table(df)
     md += ["## Failures and non-applicable jobs", "", markdown_table(fails), ""]
     defs = first_ok.get("metric_definitions") or {}
@@ -68,11 +71,16 @@ def make_report(results: str | Path, out_dir: str | Path | None = None, title: s
         md += ["## Metric definitions", ""] + [f"- **{k}**: {d}" for k, d in defs.items()] + [""]
     text = "\n".join(md)
     (out / "report.md").write_text(text)
-    (out / "report.html").write_text(_html(title, df, ov, fails, plots, panels, defs, md[2]))
+    (out / "report.html").write_text(_html(title, df, ov, fails, plots, panels, defs, md[2], train))
     return out / "report.md"
 
 
-def _html(title, df, ov, fails, plots, panels, defs, intro) -> str:
+_TRAIN_NOTE = ("Seconds per iteration are measured in each job (mean over the iterations it ran, on the job's "
+               "threads); the projection multiplies them by the preset's full budget (stage 1 + stage 2 for "
+               "two-stage nets), as if every iteration were run and no plateau stop fired.")
+
+
+def _html(title, df, ov, fails, plots, panels, defs, intro, train=None) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:2px 6px}th{background:#eee}img{max-width:100%}</style></head><body>",
@@ -84,6 +92,9 @@ def _html(title, df, ov, fails, plots, panels, defs, intro) -> str:
         parts.append("<h2>Robustness plots</h2>" + "".join(f"<img src='plots/{p.name}' alt='{p.stem}'>" for p in plots))
     if panels:
         parts.append("<h2>Visual panels</h2>" + "".join(f"<img src='plots/{p.name}' alt='{p.stem}'>" for p in panels))
+    if train is not None and not train.empty:
+        parts += ["<h2>Training budgets (iterative nets)</h2>", f"<p>{html.escape(_TRAIN_NOTE)}</p>",
+                  train.to_html(index=False, border=0)]
     parts += ["<h2>Failures and non-applicable jobs</h2>", fails.to_html(index=False, border=0) if not fails.empty else "<p>none</p>"]
     if defs:
         parts.append("<h2>Metric definitions</h2><ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(d))}</li>" for k, d in defs.items()) + "</ul>")

@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..study.store import ResultStore
 
-__all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "markdown_table", "DEGRADATION_KEYS",
+__all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "training_table", "markdown_table",
+           "DEGRADATION_KEYS",
            "METRIC_ORDER", "HIGHER_IS_BETTER"]
 
 DEGRADATION_KEYS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "mode"]
@@ -100,6 +101,44 @@ def overview_table(df: pd.DataFrame) -> pd.DataFrame:
             "runtime (s)": round(g["runtime_s"].mean(), 2),
         })
     return pd.DataFrame(rows).sort_values(["mode", "mean PSNR rank"]).reset_index(drop=True)
+
+
+def _preset_budget(method: str, preset: str, params: dict) -> tuple[int | None, int]:
+    """(stage-2 iterations, stage-1 iterations) of a net's preset, with the study's overrides."""
+    from ..methods import create_method
+
+    try:
+        p = {**create_method(method, preset).params, **(params or {})}
+    except Exception:  # an unregistered method: no budget to project
+        return None, 0
+    return p.get("iterations"), int(p.get("stage1_iterations") or 0)
+
+
+def training_table(rows: Iterable[dict]) -> pd.DataFrame:
+    """Iterative nets: iterations run, measured seconds per iteration (per stage) and the wall
+    time their preset's full budget would take at that rate (projected, one job's threads)."""
+    out = []
+    for r in rows:
+        info = r.get("info") or {}
+        if r.get("status") != "ok" or not info.get("seconds_per_iteration"):
+            continue
+        params = (r.get("config") or {}).get("params") or {}
+        budget, budget1 = _preset_budget(r["method"], r.get("preset") or "default", params)
+        spi, spi1 = float(info["seconds_per_iteration"]), float(info.get("stage1_seconds_per_iteration") or 0.0)
+        projected = spi * budget + spi1 * budget1 if budget else float("nan")
+        out.append({
+            "method": r.get("label") or r["method"], "preset": r.get("preset"), "mode": r.get("mode"),
+            "scale": r.get("scale"),
+            "iterations run": int(info.get("iterations", 0)) + int(info.get("stage1_iterations") or 0),
+            "stopped": info.get("stopped"), "s/iteration": round(spi, 3),
+            "stage-1 s/iteration": round(spi1, 4) if spi1 else "–",
+            "preset budget": f"{budget1} + {budget}" if budget1 else budget,
+            "projected full budget (h)": round(projected / 3600, 2),
+            "runtime (s)": round(float(r.get("runtime_s") or 0.0), 1),
+        })
+    if not out:
+        return pd.DataFrame()
+    return pd.DataFrame(out).sort_values(["method", "preset", "scale"]).reset_index(drop=True)
 
 
 def failure_table(df: pd.DataFrame) -> pd.DataFrame:

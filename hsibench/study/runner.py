@@ -141,6 +141,11 @@ def _kernel_error(est, true) -> float:
     return float(np.linalg.norm(pad(est) - pad(true)) / np.linalg.norm(true))
 
 
+#: What a result row keeps of a method's info (a ``stage1_`` prefix marks a net's first stage):
+#: the training trace and timing, so a short run can project a full budget's wall time.
+_KEPT_INFO = ("loss_curve", "iterations", "stopped", "srf_source", "notes", "train_seconds", "seconds_per_iteration")
+
+
 def _degradation_errors(info: dict, obs: Observation) -> dict[str, float]:
     out = {}
     for kind, truth in (("psf", obs.psf), ("srf", obs.srf)):
@@ -201,7 +206,7 @@ def execute_job(job: Job, store_root: str | Path) -> dict[str, Any]:
             peak_rss_mb=round(mem.peak_mb, 1),
             peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
             knowledge_source=result.info.get("knowledge_source", {}),
-            info={k: v for k, v in result.info.items() if k in ("loss_curve", "iterations", "stopped", "srf_source", "notes")},
+            info={k: v for k, v in result.info.items() if k.removeprefix("stage1_") in _KEPT_INFO},
             **_degradation_errors(result.info, obs),
         )
         if job.save_output:
