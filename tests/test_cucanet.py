@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsibench.methods import MethodError, create_method, get_method, run_method
+from hsibench.methods import Context, MethodError, create_method, get_method, run_method
 from hsibench.nets.layers import relative_error
 
 from _netcase import ctx_for, make_scene, psnr
@@ -75,6 +75,17 @@ def test_oracle_freezes_truth_and_srf_support_masks(scene):
     np.testing.assert_allclose(info["learned_srf"], obs.srf, atol=1e-6)
     info = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 10)).info
     assert np.all(info["learned_srf"][~obs.coverage] == 0)
+
+
+def test_estimated_starts_from_the_estimate(scene):
+    X, wl, obs = scene
+    guess_psf = np.full((4, 4), 1 / 16)
+    guess_srf = obs.srf * 0.5 + 0.5 * obs.coverage / obs.coverage.sum(1, keepdims=True)
+    ctx = Context(scale=4, mode="estimated", psf=guess_psf, srf=guess_srf, coverage=obs.coverage, iterations=5)
+    info = run_method(create_method("cucanet", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx).info
+    np.testing.assert_allclose(info["initial_psf"], guess_psf, atol=1e-7)
+    np.testing.assert_allclose(info["initial_srf"], guess_srf, atol=1e-6)
+    assert info["knowledge"]["psf_init"] == "estimate" and info["knowledge"]["srf_init"] == "estimate"
 
 
 def test_nan_guard(scene):
