@@ -165,3 +165,21 @@ def test_killed_run_resumes_with_every_job_exactly_once(tmp_path):
     assert len(ids) == total == len(set(ids))
     assert {j.job_id for j in load_study(study).jobs()} == set(ids)
     assert not list(jobs_dir.glob(".tmp-*"))
+
+
+def test_degradation_errors_score_what_the_method_ended_with():
+    from types import SimpleNamespace
+
+    from hsibench.study.runner import _degradation_errors
+
+    psf = np.full((4, 4), 1 / 16)
+    srf = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])
+    obs = SimpleNamespace(psf=psf, srf=srf)
+    start = {"estimated_psf": psf * 1.1, "estimated_srf": srf}
+    both = _degradation_errors({**start, "learned_psf": psf * 1.5, "learned_srf": srf * 2}, obs)
+    assert both["psf_error"] == pytest.approx(0.5) and both["psf_source"] == "learned"
+    assert both["estimator_psf_error"] == pytest.approx(0.1)
+    assert both["srf_error"] == pytest.approx(1.0) and both["estimator_srf_error"] == 0.0
+    only = _degradation_errors(start, obs)
+    assert only["psf_error"] == pytest.approx(0.1) and only["psf_source"] == "estimated"
+    assert "estimator_psf_error" not in only

@@ -27,7 +27,8 @@ def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
     for r in rows:
         d = {k: r.get(k) for k in ("job_id", "study", "scene", "scale", "kernel", "sensor", "snr_hs", "snr_ms", "seed",
                                     "method", "label", "preset", "mode", "family", "status", "runtime_s", "peak_rss_mb",
-                                    "psf_error", "srf_error", "case_id")}
+                                    "psf_error", "srf_error", "estimator_psf_error", "estimator_srf_error",
+                                    "case_id")}
         d["scene_name"] = r.get("scene_name") or r.get("scene")
         d["error"] = (r.get("error") or {}).get("message")
         d["error_type"] = (r.get("error") or {}).get("type")

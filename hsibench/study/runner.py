@@ -147,18 +147,23 @@ _KEPT_INFO = ("loss_curve", "iterations", "stopped", "srf_source", "notes", "tra
 
 
 def _degradation_errors(info: dict, obs: Observation) -> dict[str, float]:
+    """Relative errors of the PSF/SRF a method ended with (``psf_error``/``srf_error``: the learned
+    one where it learned, else the estimator's) and, when both exist, of the estimator's start
+    (``estimator_psf_error``/``estimator_srf_error``)."""
     out = {}
     for kind, truth in (("psf", obs.psf), ("srf", obs.srf)):
-        for key in (f"learned_{kind}", f"estimated_{kind}"):
+        for key in (f"estimated_{kind}", f"learned_{kind}"):  # learned last: it is what was used
             est = info.get(key)
-            if est is not None:
-                est = np.asarray(est)
-                if kind == "srf" and est.shape != truth.shape:
-                    continue
-                out[f"{kind}_error"] = _kernel_error(est, truth) if kind == "psf" else float(
-                    np.linalg.norm(est - truth) / np.linalg.norm(truth)
-                )
-                out[f"{kind}_source"] = key.split("_")[0]
+            if est is None:
+                continue
+            est = np.asarray(est)
+            if kind == "srf" and est.shape != truth.shape:
+                continue
+            err = _kernel_error(est, truth) if kind == "psf" else float(np.linalg.norm(est - truth) / np.linalg.norm(truth))
+            if f"{kind}_error" in out:
+                out[f"estimator_{kind}_error"] = out[f"{kind}_error"]
+            out[f"{kind}_error"] = err
+            out[f"{kind}_source"] = key.split("_")[0]
     return out
 
 
