@@ -27,6 +27,16 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Methods that cache artefacts (UAL's pre-training) write under a temporary folder, never
+    into the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HSIBENCH_CACHE", str(tmp_path_factory.mktemp("hsibench-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
