@@ -43,6 +43,9 @@ def make_scene():
     """The nets' test case: the toy scene at s = 4, gauss_sigma0.5, Landsat-8 B/G/R (no noise)."""
     X, wl = toy_scene()
     obs = Degradation(4, "gauss_sigma0.5", "landsat8_bgr").apply(X, wl)
+    import torch
+
+    torch.set_num_threads(1)  # the Numba degradation above resets torch's OpenMP thread count
     return X, wl, obs
 
 
