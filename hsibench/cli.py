@@ -184,25 +184,43 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .study import load_study, run_study
+    from .study import StoreLocked, load_study, run_study
 
     study = load_study(args.study)
     out = Path(args.out) if args.out else Path("results") / study.name
-    summary = run_study(study, out, workers=args.workers, threads=args.threads, retry_failed=args.retry_failed,
-                        progress=not args.quiet)
+    try:
+        summary = run_study(study, out, workers=args.workers, threads=args.threads, retry_failed=args.retry_failed,
+                            progress=not args.quiet, cluster=args.cluster, scheduler=args.scheduler,
+                            rerun_stale=args.rerun_stale)
+    except (StoreLocked, ImportError) as exc:  # another run on --out; --cluster without the extra
+        raise CLIError(str(exc)) from exc
     _print_summary(summary, out)
     if args.report:
         from .report import make_report
 
         print(f"report: {make_report(out, args.report)}")
-    return 0 if summary.lost == 0 else 3
+    return _exit_code(summary)
+
+
+def _exit_code(summary) -> int:
+    """0: every job has a row; 1: some jobs failed (their rows and the report are written); 3: jobs lost."""
+    if summary.lost:
+        return 3
+    return 1 if summary.failed else 0
 
 
 def _print_summary(summary, out) -> None:
     print(f"{summary.total} jobs: {summary.skipped} already done, {summary.ok} ok, {summary.failed} failed, "
           f"{summary.not_applicable} not applicable, {summary.lost} lost; {summary.wall_s:.1f} s -> {out}")
+    if summary.corrupt:
+        print(f"  {summary.corrupt} corrupt job file(s) ignored and recomputed")
+    if summary.stale:
+        print(f"  {summary.stale} stored row(s) come from another code version "
+              f"({'recomputed' if summary.rerun_stale else 'kept; --rerun-stale recomputes them'})")
     for f in summary.failures[:20]:
         print(f"  failed: {f}")
+    if summary.failed or summary.lost:
+        print(f"hsibench: {summary.failed} job(s) failed, {summary.lost} lost", file=sys.stderr)
 
 
 def cmd_report(args) -> int:
@@ -233,7 +251,7 @@ def cmd_demo(args) -> int:
     _print_summary(summary, out)
     report = make_report(out, args.report_dir, title="hsibench demo: robustness on embedded synthetic scenes")
     print(f"report: {report} ({time.perf_counter() - t0:.1f} s in all)")
-    return 0 if summary.lost == 0 else 3
+    return _exit_code(summary)
 
 
 # --- parser -------------------------------------------------------------------------------------
@@ -298,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="results folder (default results/<study name>)")
     s.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
     s.add_argument("--report", metavar="DIR", help="also write the report to DIR")
+    s.add_argument("--rerun-stale", action="store_true", help="recompute rows computed by another code version")
+    s.add_argument("--cluster", metavar="local:N", help="run on a Dask LocalCluster of N worker processes "
+                   "(needs the 'distributed' extra)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:port)")
     runner_opts(s)
     s.set_defaults(func=cmd_run)
 
@@ -315,9 +337,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warnings() -> None:
+    """Show the store's warnings (corrupt files, mixed code versions) as one line each."""
+    import warnings
+
+    from .study.store import StoreWarning
+
+    show = warnings.showwarning
+    if getattr(show, "_hsibench", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, StoreWarning):
+            print(f"hsibench: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    showwarning._hsibench = True
+    warnings.showwarning = showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verb in ("run", "report", "demo"):
+        _one_line_warnings()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

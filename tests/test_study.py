@@ -89,7 +89,7 @@ def test_run_writes_rows_skips_finished_and_records_failures(tmp_path):
     assert set(r["metrics"]) >= {"rmse", "psnr", "sam", "ergas", "ssim", "uiqi", "cc", "dd"}
     assert len(r["per_band"]["psnr"]) == 31 and r["versions"]["numpy"] == np.__version__
     assert r["config"]["degradation"]["kernel"] == "box" and r["conventions_version"]
-    assert r["metric_definitions"]["psnr"] and r["runtime_s"] >= 0 and r["peak_rss_mb"] > 0
+    assert r["metric_definitions"]["psnr"] and r["runtime_s"] >= 0 and r["process_rss_mb"] > 0 <= r["peak_mem_mb"] <= r["process_rss_mb"]
     s2 = run_study(st, tmp_path, progress=False)
     assert s2.skipped == s1.total and s2.ok == 0
     s3 = run_study(st, tmp_path, retry_failed=True, progress=False)
@@ -130,7 +130,7 @@ def test_oversubscription_is_refused():
 
 def test_store_json_roundtrip_of_non_finite(tmp_path):
     store = ResultStore(tmp_path).init()
-    store.write({"job_id": "x", "metrics": {"psnr": float("inf")}, "v": np.float32(1.5), "a": np.arange(3)})
+    store.write({"job_id": "x", "status": "ok", "metrics": {"psnr": float("inf")}, "v": np.float32(1.5), "a": np.arange(3)})
     (row,) = store.rows()
     assert row["metrics"]["psnr"] == float("inf") and row["v"] == 1.5 and row["a"] == [0, 1, 2]
     assert jsonable({"n": float("nan")}) == {"n": "nan"}

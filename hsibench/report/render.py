@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
+from collections import Counter
 from pathlib import Path
 
-from ..study.store import ResultStore
+from ..atomic import staged_folder
+from ..study.store import ResultStore, StoreWarning, code_id_of
 from .plots import robustness_plots, visual_panels
 from .tables import failure_table, load_results, markdown_table, overview_table, summary_tables, training_table
 
@@ -22,12 +25,34 @@ def _heading(key: dict) -> str:
 
 
 def make_report(results: str | Path, out_dir: str | Path | None = None, title: str | None = None) -> Path:
-    """Write report.md, report.html, results.csv and PNG plots/panels; return the Markdown path."""
+    """Write report.md, report.html, results.csv and PNG plots/panels; return the Markdown path.
+
+    Everything is built in a temporary folder beside the destination and then moved in file by
+    file with ``os.replace`` (report.md last), so a report that fails leaves the destination as it
+    was and a reader never sees a half-written file. Corrupt job files are named in a warning and
+    skipped; rows computed by different code versions are flagged (a warning and a note).
+    """
     store = ResultStore(results)
     if not store.jobs_dir.is_dir():
         raise FileNotFoundError(f"no results store at {results} (expected a jobs/ folder)")
     out = Path(out_dir) if out_dir else store.root / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_folder(out, last=("report.md",)) as tmp:
+        _write_report(store, results, tmp, title)
+    return out / "report.md"
+
+
+def _mixed_versions(rows: list[dict], results) -> str | None:
+    ids = Counter(code_id_of(r) for r in rows)
+    if len(ids) <= 1:
+        return None
+    parts = ", ".join(f"{n} rows from {cid}" for cid, n in ids.most_common())
+    note = (f"the results mix {len(ids)} code versions ({parts}); numbers from different versions may not be "
+            "comparable: `hsibench run STUDY --out RESULTS --rerun-stale` recomputes the rows of older versions")
+    warnings.warn(f"{results}: {note}", StoreWarning, stacklevel=3)
+    return note
+
+
+def _write_report(store: ResultStore, results, out: Path, title: str | None) -> None:
     rows = list(store.rows())
     df = load_results(rows)
     if df.empty:
@@ -42,6 +67,9 @@ def make_report(results: str | Path, out_dir: str | Path | None = None, title: s
     md = [f"# {title}", ""]
     md.append(f"{len(df)} jobs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
               f". Scenes: {', '.join(sorted(df['scene_name'].astype(str).unique()))}. Seeds: {sorted(df['seed'].unique().tolist())}.")
+    mixed = _mixed_versions(rows, results)
+    if mixed:
+        md += ["", f"> **Mixed code versions**: {mixed}."]
     v = first_ok.get("versions", {})
     md.append("")
     md.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if k not in ("platform", "conventions")) +
@@ -72,7 +100,6 @@ def make_report(results: str | Path, out_dir: str | Path | None = None, title: s
     text = "\n".join(md)
     (out / "report.md").write_text(text)
     (out / "report.html").write_text(_html(title, df, ov, fails, plots, panels, defs, md[2], train))
-    return out / "report.md"
 
 
 _TRAIN_NOTE = ("Seconds per iteration are measured in each job (mean over the iterations it ran, on the job's "

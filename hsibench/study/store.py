@@ -6,21 +6,41 @@ Layout of a store folder::
     jobs/<job_id>.json    one result row per job (full config, metrics, runtime, versions, status)
     arrays/<job_id>.npz   saved output (and, per case, the ground truth and inputs) for visual panels
 
-A job file appears only once its row is complete (write to a temporary file, then ``os.replace``),
-so a killed run never leaves a half-written row and a re-run skips exactly the finished jobs.
+A job file appears only once its row is complete (:mod:`hsibench.atomic`: a temporary ``.tmp-*``
+file in the same folder, ``fsync``, then ``os.replace``), so a killed run never leaves a half-written
+row and a re-run skips exactly the finished jobs. Readers never read the writer's temporary files; a
+job file that does not parse or lacks the required fields is named in a :class:`StoreWarning` and
+treated as not done (the next run recomputes it). One run writes to a store at a time: ``lock()``
+holds an exclusive ``flock`` on ``.lock`` in the folder, released by the kernel if the run dies.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
+import socket
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["ResultStore", "atomic_write_text", "jsonable"]
+from .. import atomic
+
+__all__ = ["ResultStore", "StoreLocked", "StoreWarning", "STATUSES", "atomic_write_text", "code_id_of", "jsonable",
+           "row_problem"]
+
+#: The statuses a finished job row can have.
+STATUSES = ("ok", "failed", "not_applicable")
+
+
+class StoreWarning(UserWarning):
+    """A job file in a results store is unreadable or incomplete; it is skipped and recomputed."""
+
+
+class StoreLocked(RuntimeError):
+    """Another run holds the results folder's lock."""
 
 
 def jsonable(v: Any) -> Any:
@@ -49,22 +69,66 @@ def _restore_floats(v: Any) -> Any:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (kept for callers of the store; see :mod:`hsibench.atomic`)."""
+    atomic.write_text(path, text)
+
+
+def row_problem(row: Any, job_id: str | None = None) -> str | None:
+    """Why a parsed job file is not a finished row (``None`` when it is one).
+
+    Parameters
+    ----------
+    row : object
+        The parsed JSON content of a job file.
+    job_id : str, optional
+        The id the file name promises.
+
+    Returns
+    -------
+    str or None
+        A short reason, or ``None`` for a complete row.
+
+    Example
+    -------
+    >>> row_problem({"job_id": "a", "status": "ok", "metrics": {"psnr": 30.0}}, "a") is None
+    True
+    >>> row_problem([1, 2])
+    'not a JSON object (a list)'
+    """
+    if not isinstance(row, dict):
+        return f"not a JSON object (a {type(row).__name__})"
+    if not isinstance(row.get("job_id"), str):
+        return "no job_id"
+    if job_id is not None and row["job_id"] != job_id:
+        return f"job_id {row['job_id']!r} does not match the file name"
+    if row.get("status") not in STATUSES:
+        return f"status {row.get('status')!r} is not one of {STATUSES}"
+    if row["status"] == "ok" and not isinstance(row.get("metrics"), dict):
+        return "an ok row without metrics"
+    return None
+
+
+def code_id_of(row: dict) -> str:
+    """The code version a row was computed with (``"unknown"`` for rows that predate recording it)."""
+    return str(row.get("code_id") or "unknown")
 
 
 class ResultStore:
-    """A folder of result rows keyed by job id."""
+    """A folder of result rows keyed by job id.
+
+    Parameters
+    ----------
+    root : str or Path
+        The results folder (created by :meth:`init`).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> store = ResultStore(tempfile.mkdtemp()).init()
+    >>> _ = store.write({"job_id": "j1", "status": "failed", "error": {"message": "boom"}})
+    >>> store.finished_ids()
+    {'j1'}
+    """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -72,48 +136,128 @@ class ResultStore:
         self.arrays_dir = self.root / "arrays"
 
     def init(self, study_source: dict | None = None) -> "ResultStore":
+        """Create the folders and record the study (for provenance); return the store."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         if study_source is not None:
-            atomic_write_text(self.root / "study.json", json.dumps(jsonable(study_source), indent=2))
+            atomic.write_json(self.root / "study.json", jsonable(study_source), indent=2)
         return self
+
+    @contextmanager
+    def lock(self) -> Iterator["ResultStore"]:
+        """Hold the store's single-writer lock for the duration of the block.
+
+        The lock is an exclusive ``flock`` on ``ROOT/.lock``; the kernel releases it when the holder
+        exits or is killed, so a crashed run never leaves the folder locked.
+
+        Raises
+        ------
+        StoreLocked
+            If another process holds the lock (the message names it).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory lock, one writer by convention
+            yield self
+            return
+        fh = open(self.root / ".lock", "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise StoreLocked(f"results folder {self.root} is in use by another hsibench run ({holder}); "
+                              "wait for it to finish or choose another --out") from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            fh.flush()
+            yield self
+        finally:
+            fh.truncate(0)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fh.close()
 
     def path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.json"
 
+    def _files(self) -> list[Path]:
+        if not self.jobs_dir.is_dir():
+            return []
+        return sorted(p for p in self.jobs_dir.glob("*.json") if not atomic.is_temporary(p))
+
+    def read(self, job_id: str) -> dict | None:
+        """The finished row of ``job_id``, or ``None`` when it is missing or corrupt (warned)."""
+        return self._read(self.path(job_id))
+
+    def _read(self, path: Path, warn: bool = True) -> dict | None:
+        try:
+            with open(path) as fh:
+                row = json.load(fh)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            problem = f"does not parse ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        else:
+            problem = row_problem(row, path.stem)
+            if problem is None:
+                return _restore_floats(row)
+        if warn:
+            warnings.warn(f"ignoring corrupt job file {path} ({problem}); it counts as not done", StoreWarning,
+                          stacklevel=3)
+        return None
+
     def has(self, job_id: str) -> bool:
-        return self.path(job_id).is_file()
+        """Whether a complete row of ``job_id`` is stored."""
+        return self._read(self.path(job_id), warn=False) is not None
+
+    def scan(self) -> tuple[dict[str, dict], list[Path]]:
+        """Every finished row by job id, and the corrupt job files (each named in a warning)."""
+        rows, corrupt = {}, []
+        for p in self._files():
+            row = self._read(p)
+            if row is None:
+                corrupt.append(p)
+            else:
+                rows[row["job_id"]] = row
+        return rows, corrupt
 
     def finished_ids(self) -> set[str]:
-        if not self.jobs_dir.is_dir():
-            return set()
-        return {p.stem for p in self.jobs_dir.glob("*.json")}
+        """Ids of the jobs whose row is complete (corrupt files are warned about and left out)."""
+        return set(self.scan()[0])
 
     def write(self, row: dict) -> Path:
-        path = self.path(row["job_id"])
-        atomic_write_text(path, json.dumps(jsonable(row), indent=1, sort_keys=True))
-        return path
+        """Write a finished row atomically (it is checked first: a bad row raises, nothing is written)."""
+        row = jsonable(row)
+        problem = row_problem(row)
+        if problem is not None:
+            raise ValueError(f"refusing to store an incomplete row: {problem}")
+        return atomic.write_json(self.path(row["job_id"]), row, indent=1, sort_keys=True)
 
     def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:
         """Save arrays (as float16 to keep stores small: panels only need display precision)."""
-        self.arrays_dir.mkdir(parents=True, exist_ok=True)
-        path = self.arrays_dir / f"{name}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.arrays_dir, prefix=".tmp-", suffix=".npz")
-        os.close(fd)
-        np.savez_compressed(tmp, **{k: np.asarray(v, dtype=np.float16) for k, v in arrays.items()})
-        os.replace(tmp, path)
-        return path
+        return atomic.write_npz(self.arrays_dir / f"{name}.npz",
+                                **{k: np.asarray(v, dtype=np.float16) for k, v in arrays.items()})
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:
         path = self.arrays_dir / f"{name}.npz"
         if not path.is_file():
             return None
-        with np.load(path) as z:
-            return {k: z[k].astype(np.float32) for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k].astype(np.float32) for k in z.files}
+        except (OSError, ValueError) as exc:  # a damaged archive: warn, panels skip it
+            warnings.warn(f"ignoring unreadable array file {path} ({type(exc).__name__})", StoreWarning, stacklevel=2)
+            return None
 
     def rows(self) -> Iterator[dict]:
-        for p in sorted(self.jobs_dir.glob("*.json")):
-            with open(p) as fh:
-                yield _restore_floats(json.load(fh))
+        """The finished rows in file-name order; corrupt files are named in a warning and skipped."""
+        for p in self._files():
+            row = self._read(p)
+            if row is not None:
+                yield row
 
     def __len__(self) -> int:
         return len(self.finished_ids())
