@@ -137,27 +137,97 @@ def test_store_json_roundtrip_of_non_finite(tmp_path):
     assert not list(tmp_path.glob("jobs/.tmp-*"))
 
 
-def test_killed_run_resumes_with_every_job_exactly_once(tmp_path):
-    """SIGKILL a study half-way, re-run it: every job ends up present exactly once, none lost or doubled."""
-    study = tmp_path / "kill.toml"
-    study.write_text(
-        'name = "kill"\nscenes = ["synthetic:48x31:0", "synthetic:48x31:1"]\nseeds = [0, 1]\n'
-        '[grid]\nscale = [2, 4, 8]\nkernel = ["box", "gauss_fwhm"]\nsensor = "landsat8_bgr"\n'
-        '[[methods]]\nname = "gsa"\nmodes = ["blind", "oracle"]\n'
+PLUGIN = '''"""Test-only method: sleeps, leaves a marker file per start, then upsamples."""
+import os
+import time
+
+from hsibench.degrade.spatial import upsample
+from hsibench.methods import Method, register
+
+
+@register
+class Sleepy(Method):
+    name = "_test_sleepy"
+    family = "floor"
+    modes = ("blind",)
+    presets = {"default": {"sleep": 0.5, "marker": "", "tag": 0}}
+
+    def fuse(self, lr, msi, ctx):
+        if self.params["marker"]:
+            os.makedirs(self.params["marker"], exist_ok=True)
+            open(os.path.join(self.params["marker"], f"{os.getpid()}-{time.time_ns()}"), "w").close()
+        time.sleep(self.params["sleep"])
+        return upsample(lr, ctx.scale, kind="cubic", boundary=ctx.boundary)
+'''
+
+DRIVER = '''import sys
+
+import hsibench_test_plugin  # noqa: F401 - registers the test method (also in spawned pool workers)
+from hsibench.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+'''
+
+
+def write_plugin(folder: Path) -> Path:
+    """A module registering ``_test_sleepy`` and a driver running the CLI with it; returns the driver.
+
+    The method lives only in the subprocesses that import it (the driver, and pool workers, which
+    re-import the driver as their main module), so this test process's registry is untouched.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hsibench_test_plugin.py").write_text(PLUGIN)
+    driver = folder / "driver.py"
+    driver.write_text(DRIVER)
+    return driver
+
+
+def sleepy_study(path: Path, n_scenes: int, sleep: float, marker: Path | None = None, seeds=(0,)) -> Path:
+    scenes = ", ".join(f'"synthetic:16x8:{i}"' for i in range(n_scenes))
+    path.write_text(
+        f'name = "sleepy"\nscenes = [{scenes}]\nseeds = {list(seeds)}\nsave_outputs = "none"\n'
+        '[grid]\nscale = 2\nkernel = "box"\nsensor = "landsat8_bgr"\n'
+        f'[[methods]]\nname = "_test_sleepy"\nmodes = ["blind"]\nparams = {{ sleep = {sleep}, marker = "{marker or ""}" }}\n'
     )
+    return path
+
+
+def _env(plugin_dir: Path) -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+                PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
+
+
+def _wait_for(cond, timeout=180.0, what="condition"):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _results(jobs_dir: Path) -> list[Path]:
+    return [p for p in jobs_dir.glob("*.json") if not p.name.startswith(".")]
+
+
+def test_killed_run_resumes_with_every_job_exactly_once(tmp_path):
+    """SIGKILL a study half-way, re-run it: every job ends up present exactly once, none lost or doubled.
+
+    Each job sleeps 0.4 s, so once 3 of 10 rows exist the other 7 need at least 2.8 s more: the kill
+    lands half-way however fast the machine is."""
+    driver = write_plugin(tmp_path / "plugin")
+    study = sleepy_study(tmp_path / "kill.toml", n_scenes=5, seeds=(0, 1), sleep=0.4)
     out = tmp_path / "res"
-    cmd = [sys.executable, "-m", "hsibench", "run", str(study), "--out", str(out), "--quiet"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, str(driver), "run", str(study), "--out", str(out), "--quiet"]
+    env = _env(tmp_path / "plugin")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     jobs_dir = out / "jobs"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(jobs_dir.glob("*.json"))) < 5:
-        time.sleep(0.05)
+    _wait_for(lambda: len(_results(jobs_dir)) >= 3 or proc.poll() is not None, what="3 rows")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = len(list(jobs_dir.glob("*.json")))
+    partial = len(_results(jobs_dir))
     total = len(load_study(study).jobs())
-    assert 5 <= partial < total, "the kill must land half-way"
+    assert total == 10 and 3 <= partial < total, (partial, proc.stderr.read())
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{partial} already done" in done.stdout
@@ -165,6 +235,209 @@ def test_killed_run_resumes_with_every_job_exactly_once(tmp_path):
     assert len(ids) == total == len(set(ids))
     assert {j.job_id for j in load_study(study).jobs()} == set(ids)
     assert not list(jobs_dir.glob(".tmp-*"))
+
+
+def test_second_run_on_the_same_folder_is_refused(tmp_path):
+    driver = write_plugin(tmp_path / "plugin")
+    study = sleepy_study(tmp_path / "s.toml", n_scenes=4, sleep=0.5)
+    out = tmp_path / "res"
+    cmd = [sys.executable, str(driver), "run", str(study), "--out", str(out), "--quiet"]
+    env = _env(tmp_path / "plugin")
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(_results(out / "jobs")) >= 1 or first.poll() is not None, what="the first run's first row")
+        assert first.poll() is None, "the first run must still be running"
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert "in use by another hsibench run" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        assert f"pid {first.pid}" in second.stderr
+        assert first.wait(timeout=300) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    rows = list(ResultStore(out).rows())
+    assert len(rows) == 4 == len({r["job_id"] for r in rows}) and len({r["run_id"] for r in rows}) == 1
+    # the lock died with its holder: a third run gets the folder and finds everything done
+    third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0 and "4 already done" in third.stdout
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    return [c.pid for c in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_pool_workers_die_with_a_killed_parent(tmp_path):
+    """kill -9 of the run alone: its pool workers exit within seconds and compute nothing more."""
+    driver = write_plugin(tmp_path / "plugin")
+    marker = tmp_path / "started"
+    study = sleepy_study(tmp_path / "s.toml", n_scenes=8, sleep=2.0, marker=marker)
+    out = tmp_path / "res"
+    cmd = [sys.executable, str(driver), "run", str(study), "--out", str(out), "--workers", "2", "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=_env(tmp_path / "plugin"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: marker.is_dir() and len(list(marker.iterdir())) >= 2 or proc.poll() is not None,
+                  what="both workers in a job")
+        workers = _children(proc.pid)
+        assert len(workers) == 2, workers
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    _wait_for(lambda: not any(_alive(w) for w in workers), timeout=5.0, what="the orphaned workers to exit")
+    rows, starts = len(_results(out / "jobs")), len(list(marker.iterdir()))
+    time.sleep(2.5)  # longer than a job: a surviving worker would have finished one and started another
+    assert len(_results(out / "jobs")) == rows and len(list(marker.iterdir())) == starts
+
+
+def test_corrupt_job_files_are_warned_recomputed_and_skipped_by_report(tmp_path):
+    from hsibench.report import make_report
+    from hsibench.study import StoreWarning
+
+    st = small_study(methods=[{"name": "upsample", "modes": ["blind", "oracle"]}], grid={"scale": [2, 4], "kernel": "box",
+                                                                                          "sensor": "landsat8_bgr"})
+    s1 = run_study(st, tmp_path, progress=False)
+    assert s1.ok == 4
+    store = ResultStore(tmp_path)
+    ids = sorted(store.finished_ids())
+    good = store.read(ids[0])
+    truncated = store.path(ids[1]).read_text()[:50]
+    store.path(ids[1]).write_text(truncated)
+    store.path(ids[2]).write_text("[1, 2]")
+    bad = dict(good, job_id=ids[3], status="done")  # unknown status: not a finished row
+    store.path(ids[3]).write_text(json.dumps(bad))
+    (store.jobs_dir / ".tmp-abc.json").write_text("{ half a row")  # a killed writer's temporary file
+    with pytest.warns(StoreWarning) as rec:
+        assert store.finished_ids() == {ids[0]}
+    named = " ".join(str(w.message) for w in rec)
+    assert all(str(store.path(i)) in named for i in ids[1:]) and ".tmp-abc" not in named
+    with pytest.warns(StoreWarning, match="corrupt job file"):
+        md = make_report(tmp_path, tmp_path / "report")
+    assert "1 jobs: 1 ok" in md.read_text()
+    with pytest.warns(StoreWarning):
+        s2 = run_study(st, tmp_path, progress=False)
+    assert s2.corrupt == 3 and s2.skipped == 1 and s2.ok == 3
+    rows = list(ResultStore(tmp_path).rows())
+    assert sorted(r["job_id"] for r in rows) == ids and not list(store.jobs_dir.glob(".tmp-*"))
+    assert {r["job_id"]: r["metrics"]["psnr"] for r in rows}[ids[0]] == good["metrics"]["psnr"]
+
+
+def test_a_failed_report_leaves_the_old_report_untouched(tmp_path, monkeypatch):
+    import hsibench.report.render as render
+    from hsibench.report import make_report
+
+    run_study(small_study(methods=[{"name": "upsample", "modes": ["blind"]}], grid={"scale": [2]}), tmp_path, progress=False)
+    md = make_report(tmp_path, tmp_path / "rep")
+    before = {p: p.read_bytes() for p in (tmp_path / "rep").rglob("*") if p.is_file()}
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(render, "failure_table", broken)  # fails after the tables and plots were written
+    with pytest.raises(RuntimeError, match="disk full"):
+        make_report(tmp_path, tmp_path / "rep")
+    after = {p: p.read_bytes() for p in (tmp_path / "rep").rglob("*") if p.is_file()}
+    assert after == before and md.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_stale_rows_are_flagged_and_rerun_stale_recomputes_them(tmp_path, capsys):
+    from hsibench.atomic import write_json
+    from hsibench.cli import main
+    from hsibench.report import make_report
+    from hsibench.study import StoreWarning
+    from hsibench.study.runner import code_version
+
+    study = tmp_path / "s.json"
+    study.write_text(json.dumps({"name": "stale", "scenes": ["synthetic:16x8:0"], "grid": {"scale": [2, 4]},
+                                 "methods": [{"name": "upsample", "modes": ["blind"]}]}))
+    out = tmp_path / "res"
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0
+    store = ResultStore(out)
+    rows = {r["job_id"]: r for r in store.rows()}
+    assert all(r["code_id"] == code_version()["code_id"] and r["code_version"]["source_sha256"] for r in rows.values())
+    old_id = sorted(rows)[0]
+    old = dict(rows[old_id], code_id="0.0.1+0123456789ab", metrics=dict(rows[old_id]["metrics"], psnr=1.0))
+    write_json(store.path(old_id), old)
+    with pytest.warns(StoreWarning, match="mix 2 code versions"):
+        md = make_report(out, tmp_path / "rep")
+    assert "Mixed code versions" in md.read_text() and "0.0.1+0123456789ab" in md.read_text()
+    capsys.readouterr()
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0
+    assert "1 stored row(s) come from another code version" in capsys.readouterr().out
+    assert store.read(old_id)["metrics"]["psnr"] == 1.0  # kept without --rerun-stale
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--rerun-stale"]) == 0
+    assert "1 already done, 1 ok" in capsys.readouterr().out
+    new = store.read(old_id)
+    assert new["code_id"] == code_version()["code_id"] and new["metrics"]["psnr"] == rows[old_id]["metrics"]["psnr"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StoreWarning)
+        assert "Mixed code versions" not in make_report(out, tmp_path / "rep").read_text()
+
+
+def test_code_version_hashes_the_computing_source_only(tmp_path, monkeypatch):
+    import hashlib
+
+    from hsibench.study import runner
+
+    pkg = tmp_path / "hsibench"
+    (pkg / "report").mkdir(parents=True)
+    (pkg / "metrics.py").write_text("X = 1\n")
+    (pkg / "report" / "render.py").write_text("Y = 1\n")
+    monkeypatch.setattr(runner, "_source_roots", lambda: [("hsibench", pkg)])
+    monkeypatch.setattr(runner, "_git_commit", lambda folder: None)
+
+    def version():
+        runner.code_version.cache_clear()
+        return runner.code_version()
+
+    try:
+        v1 = version()
+        expected = hashlib.sha256(b"hsibench/metrics.py\0X = 1\n\0").hexdigest()
+        assert v1["source_sha256"] == expected and v1["code_id"].endswith("+" + expected[:12])
+        (pkg / "report" / "render.py").write_text("Y = 2\n")  # presentation only: same numbers
+        assert version() == v1
+        (pkg / "metrics.py").write_text("X = 2\n")
+        assert version()["source_sha256"] != v1["source_sha256"]
+    finally:
+        runner.code_version.cache_clear()
+
+
+def test_a_study_with_failing_jobs_exits_1_after_writing_rows_and_report(tmp_path, capsys):
+    from hsibench.cli import main
+
+    study = tmp_path / "s.json"
+    study.write_text(json.dumps({"name": "f", "scenes": ["synthetic:16x8:0"], "grid": {"scale": [2]},
+                                 "methods": [{"name": "upsample", "modes": ["blind"]}, {"name": "_test_failing", "modes": ["blind"]}]}))
+    out = tmp_path / "res"
+    assert main(["run", str(study), "--out", str(out), "--report", str(tmp_path / "rep"), "--quiet"]) == 1
+    cap = capsys.readouterr()
+    assert "1 ok, 1 failed" in cap.out and "1 job(s) failed" in cap.err
+    assert {r["status"] for r in ResultStore(out).rows()} == {"ok", "failed"}
+    assert "boom" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_peak_memory_is_the_jobs_own_growth():
+    """A block that holds 200 MB for a moment reports about 200 MB of growth, whatever the process held before."""
+    from hsibench.study.runner import _PeakMem
+
+    ballast = np.ones(50 * 2**20 // 8)  # already resident: must not count
+    with _PeakMem() as mem:
+        a = np.ones(200 * 2**20 // 8)
+        del a
+    assert 190 < mem.growth_mb < 260 and mem.peak_mb >= mem.start_mb + mem.growth_mb - 1
+    assert mem.start_mb > ballast.nbytes / 2**20
 
 
 def test_degradation_errors_score_what_the_method_ended_with():

@@ -495,6 +495,7 @@ def run_study(study: Study, out_dir: str | Path, workers: int = 1, threads: int 
     executor = make_executor(workers, threads, cluster=cluster, scheduler=scheduler)
     with store.lock():
         store.init(study.source)
+        store.clean_temporary()
         return _run_locked(study, store, executor, retry_failed, progress, rerun_stale)
 
 

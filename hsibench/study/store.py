@@ -180,6 +180,15 @@ class ResultStore:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
             fh.close()
 
+    def clean_temporary(self) -> int:
+        """Remove writers' temporary files left by a killed run; call only while holding :meth:`lock`."""
+        n = 0
+        for folder in (self.jobs_dir, self.arrays_dir):
+            for p in folder.glob(atomic.TMP_PREFIX + "*") if folder.is_dir() else ():
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
     def path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.json"
 
