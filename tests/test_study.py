@@ -14,6 +14,8 @@ from hsibench.methods import Method, register
 from hsibench.study import ResultStore, StudyError, load_study, run_study, study_from_dict
 from hsibench.study.store import jsonable
 
+from _studyplugin import env_with_plugin as _env, sleepy_study, wait_for as _wait_for, write_plugin
+
 
 @register
 class _Failing(Method):
@@ -135,75 +137,6 @@ def test_store_json_roundtrip_of_non_finite(tmp_path):
     assert row["metrics"]["psnr"] == float("inf") and row["v"] == 1.5 and row["a"] == [0, 1, 2]
     assert jsonable({"n": float("nan")}) == {"n": "nan"}
     assert not list(tmp_path.glob("jobs/.tmp-*"))
-
-
-PLUGIN = '''"""Test-only method: sleeps, leaves a marker file per start, then upsamples."""
-import os
-import time
-
-from hsibench.degrade.spatial import upsample
-from hsibench.methods import Method, register
-
-
-@register
-class Sleepy(Method):
-    name = "_test_sleepy"
-    family = "floor"
-    modes = ("blind",)
-    presets = {"default": {"sleep": 0.5, "marker": "", "tag": 0}}
-
-    def fuse(self, lr, msi, ctx):
-        if self.params["marker"]:
-            os.makedirs(self.params["marker"], exist_ok=True)
-            open(os.path.join(self.params["marker"], f"{os.getpid()}-{time.time_ns()}"), "w").close()
-        time.sleep(self.params["sleep"])
-        return upsample(lr, ctx.scale, kind="cubic", boundary=ctx.boundary)
-'''
-
-DRIVER = '''import sys
-
-import hsibench_test_plugin  # noqa: F401 - registers the test method (also in spawned pool workers)
-from hsibench.cli import main
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-'''
-
-
-def write_plugin(folder: Path) -> Path:
-    """A module registering ``_test_sleepy`` and a driver running the CLI with it; returns the driver.
-
-    The method lives only in the subprocesses that import it (the driver, and pool workers, which
-    re-import the driver as their main module), so this test process's registry is untouched.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hsibench_test_plugin.py").write_text(PLUGIN)
-    driver = folder / "driver.py"
-    driver.write_text(DRIVER)
-    return driver
-
-
-def sleepy_study(path: Path, n_scenes: int, sleep: float, marker: Path | None = None, seeds=(0,)) -> Path:
-    scenes = ", ".join(f'"synthetic:16x8:{i}"' for i in range(n_scenes))
-    path.write_text(
-        f'name = "sleepy"\nscenes = [{scenes}]\nseeds = {list(seeds)}\nsave_outputs = "none"\n'
-        '[grid]\nscale = 2\nkernel = "box"\nsensor = "landsat8_bgr"\n'
-        f'[[methods]]\nname = "_test_sleepy"\nmodes = ["blind"]\nparams = {{ sleep = {sleep}, marker = "{marker or ""}" }}\n'
-    )
-    return path
-
-
-def _env(plugin_dir: Path) -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
-                PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
-
-
-def _wait_for(cond, timeout=180.0, what="condition"):
-    deadline = time.time() + timeout
-    while not cond():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _results(jobs_dir: Path) -> list[Path]:
