@@ -40,6 +40,7 @@ def test_local_cluster_gives_the_same_rows_as_the_process_pool(tmp_path):
         sorted(p.name for p in (tmp_path / "pool" / "arrays").iterdir())
 
 
+@pytest.mark.slow
 def test_killed_worker_job_is_rerun_never_lost_or_written_twice(tmp_path, monkeypatch):
     """SIGKILL the worker process running a job: the scheduler reruns the job on a live worker; every
     job gets exactly one row, written once by the client."""
