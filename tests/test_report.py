@@ -191,3 +191,15 @@ def test_training_table_projects_the_preset_budget():
     assert table.loc[0, "projected full budget (h)"] == pytest.approx(want, abs=0.005)
     assert table.loc[0, "iterations run"] == 8
     assert training_table(rows[1:]).empty
+
+
+def test_method_styles_are_distinct_and_family_styled():
+    from hsibench.report.plots import method_styles
+
+    fams = ["floor"] + ["classical"] * 7 + ["deep"] * 5
+    df = pd.DataFrame({"label": [f"m{i}" for i in range(13)], "family": fams, "psnr": np.arange(13.0)})
+    st = method_styles(df)
+    assert len(st) == 13
+    assert len({(tuple(s["color"]), s["marker"]) for s in st.values()}) == 13
+    assert len({tuple(s["color"]) for s in st.values()}) == 13  # tab20: no colour repeats up to 20 methods
+    assert st["m0"]["linestyle"] == ":" and st["m1"]["linestyle"] == "-" and st["m12"]["linestyle"] == "--"

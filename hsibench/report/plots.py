@@ -1,6 +1,7 @@
 """Robustness plots (each metric against scale, SNR and kernel) and visual panels, as PNG."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,17 @@ def _tick(v) -> str:
     return f"{v:g}" if isinstance(v, (int, float, np.integer, np.floating)) else str(v)
 
 
+def _mode_rows(ok: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Rows of ``mode`` plus the floor methods' rows from another mode where the floor did not run in
+    this one (a floor needs no knowledge, so its output is the same in every mode)."""
+    sub = ok[ok["mode"] == mode]
+    floor = ok[(ok["family"] == "floor") & ~ok["label"].isin(sub["label"])]
+    if floor.empty:
+        return sub
+    first = floor.groupby("label")["mode"].transform("first")
+    return pd.concat([sub, floor[floor["mode"] == first]])
+
+
 def _legend(fig, styles: dict, labels: list[str]) -> None:
     from matplotlib.lines import Line2D
 
@@ -92,7 +104,7 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
             fig, axes = plt.subplots(1, len(modes), figsize=(1.0 + 3.6 * len(modes), 3.8), sharey=True, squeeze=False)
             used = []
             for ax, mode in zip(axes[0], modes):
-                sub = ok[ok["mode"] == mode]
+                sub = _mode_rows(ok, mode)
                 for label in _method_order(sub):
                     g = sub[sub["label"] == label]
                     pts = []
@@ -130,10 +142,18 @@ def pareto_plot(df: pd.DataFrame, out_dir: Path, metric: str = "psnr", seed: int
         return None
     styles = method_styles(ok)
     modes = sorted(ok["mode"].unique())
-    fig, axes = plt.subplots(1, len(modes), figsize=(1.0 + 3.8 * len(modes), 3.8), sharey=True, squeeze=False)
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    fig, axes = plt.subplots(1, len(modes), figsize=(1.0 + 3.8 * len(modes), 3.8), sharex=True, sharey=True,
+                             squeeze=False)
     higher = HIGHER_IS_BETTER.get(metric, True)
+    times = ok.groupby(["mode", "label"])["runtime_s"].mean().clip(lower=1e-3)
+    lo, hi = float(times.min()) / 2, float(times.max()) * 2
+    if hi / lo < 100:  # at least two decades, so the axis carries decade labels
+        mid = math.sqrt(lo * hi)
+        lo, hi = mid / 10, mid * 10
     for ax, mode in zip(axes[0], modes):
-        sub = ok[ok["mode"] == mode]
+        sub = _mode_rows(ok, mode)
         labels, q, t = [], [], []
         for label in _method_order(sub):
             g = sub[sub["label"] == label]
@@ -147,9 +167,12 @@ def pareto_plot(df: pd.DataFrame, out_dir: Path, metric: str = "psnr", seed: int
         ax.plot(np.asarray(t)[front][order], np.asarray(q)[front][order], color="0.5", linewidth=1, zorder=0,
                 label="Pareto front")
         ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("mean wall time per job (s, log)")
         ax.set_title(f"knowledge: {mode}", fontsize=9)
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3, which="major")
     axes[0, 0].set_ylabel(f"{metric.upper()} {'↑' if higher else '↓'}")
     fig.suptitle(f"{metric.upper()} against runtime (grey: Pareto front)", fontsize=9)
     _legend(fig, styles, list(styles))

@@ -85,6 +85,14 @@ def _comparison_table(t: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _stability_table(stab: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """One row per degradation, τ and the best method per mode side by side."""
+    wide = stab.assign(tau=stab["tau"].map(_num)).pivot(index=cols, columns="mode", values=["tau", "best"])
+    wide.columns = [f"{'τ' if k == 'tau' else 'best'} ({mode})" for k, mode in wide.columns]
+    order = [c for mode in sorted(stab["mode"].unique()) for c in (f"τ ({mode})", f"best ({mode})")]
+    return wide[order].reset_index().fillna("–")
+
+
 def _varying(df: pd.DataFrame) -> list[str]:
     return [c for c in degradation_columns(df) if df[c].nunique(dropna=False) > 1]
 
@@ -128,7 +136,7 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
             b += [("h", 2, "Rank stability across the degradation grid"),
                   ("p", "Kendall's τ between the PSNR ranking of the methods at each degradation (mean over scenes and "
                         "seeds) and their overall ranking (mean over all cases): 1 = same order, −1 = reversed."),
-                  ("table", stab[["mode", *cols, "methods", "tau", "best"]].assign(tau=stab["tau"].map(_num)))]
+                  ("table", _stability_table(stab, cols))]
             if flips.empty:
                 b.append(("p", "No ranking flips: every pair of methods keeps its overall order at every degradation."))
             else:
@@ -165,7 +173,7 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
     if pareto is not None:
         b += [("h", 2, "Quality against runtime"),
               ("p", "Mean PSNR over each method's cases (95 % CI) against its mean wall time per job; the grey line "
-                    "joins the methods nothing else beats on both."),
+                    "joins the methods nothing else beats on both (the floor is drawn in every mode)."),
               ("img", pareto)]
 
     b += [("h", 2, "Results per degradation"),
@@ -183,7 +191,8 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
     if plots:
         b += [("h", 2, "Robustness plots"),
               ("p", "One panel per knowledge mode; a colour and marker per method (the same in every plot), a line "
-                    "style per family (dotted: floor, solid: classical, dashed: deep); error bars: 95 % CI.")]
+                    "style per family (dotted: floor, solid: classical, dashed: deep); error bars: 95 % CI. The floor needs no "
+                    "knowledge, so it is drawn in every panel from whichever mode it ran in.")]
         b += [("img", p) for p in plots]
     panels = visual_panels(store, df, out / "plots")
     if panels:
@@ -266,7 +275,7 @@ def _markdown(blocks: list[tuple], out: Path) -> str:
 
 _CSS = ("body{font-family:sans-serif;max-width:1300px;margin:auto;padding:0 1em}"
         "table{border-collapse:collapse;font-size:12px;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "th{background:#eee}table.sortable th{cursor:pointer}table.sortable th:hover{background:#ddd}"
+        "td{white-space:nowrap}th{background:#eee}table.sortable th{cursor:pointer}table.sortable th:hover{background:#ddd}"
         "img{max-width:100%;display:block;margin:0.5em 0}code{background:#f4f4f4}")
 #: Click a header to sort its table (numbers numerically, the rest as text); click again to reverse.
 _SORT_JS = """
