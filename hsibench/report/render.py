@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..study.store import ResultStore
-from .plots import degradation_text, pareto_plot, robustness_plots, visual_panels
+from .plots import pareto_plot, robustness_plots, visual_panels
 from .stats import (
     degradation_columns, estimation_leaderboard, knowledge_gap, paired_comparison, rank_flips, rank_stability,
 )

@@ -68,8 +68,9 @@ def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
         d["scene_name"] = r.get("scene_name") or r.get("scene")
         d["error"] = (r.get("error") or {}).get("message")
         d["error_type"] = (r.get("error") or {}).get("type")
-        if "deviations" in r:
-            d["deviations"] = r["deviations"]
+        deviations = r.get("deviations", (r.get("info") or {}).get("deviations"))
+        if deviations is not None:
+            d["deviations"] = deviations
         for k, v in (r.get("metrics") or {}).items():
             d[k] = v
         flat.append(d)
