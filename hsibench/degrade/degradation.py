@@ -79,9 +79,41 @@ class Degradation:
             raise ValueError(f"unknown degradation fields: {sorted(unknown)}")
         return cls(**d)
 
-    def label(self) -> str:
+    def _noise_label(self) -> str:
+        """The first five fields, the key of the noise streams: degradations that differ only in the
+        boundary or the misregistration draw the same noise (common random numbers)."""
         snr = lambda v: "inf" if v is None else f"{v:g}"  # noqa: E731
         return f"x{self.scale}|{self.kernel}|{self.sensor}|hs{snr(self.snr_hs)}|ms{snr(self.snr_ms)}"
+
+    def label(self) -> str:
+        """A short identity string naming every field: two degradations share a label only if equal.
+
+        Fields at their default value after the SNRs are left out, so common degradations keep a
+        short label; any other value is appended as ``|name=value``.
+
+        Returns
+        -------
+        str
+            E.g. ``x4|gauss_fwhm|landsat8_bgr|hsinf|ms30`` or ``x4|box|landsat8_bgr|hsinf|msinf|boundary=periodic``.
+
+        Example
+        -------
+        >>> Degradation(4, "box", snr_ms=30, misregistration=(0.5, 0)).label()
+        'x4|box|landsat8_bgr|hsinf|ms30|misregistration=0.5,0'
+        """
+        out = self._noise_label()
+        for f in fields(self):
+            if f.name in ("scale", "kernel", "sensor", "snr_hs", "snr_ms"):
+                continue
+            v = getattr(self, f.name)
+            if v == f.default:
+                continue
+            if isinstance(v, (tuple, list)):
+                v = ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
+            elif isinstance(v, float):
+                v = f"{v:g}"
+            out += f"|{f.name}={v}"
+        return out
 
     def apply(self, cube: np.ndarray, wavelengths, seed: int = 0, key: str = "") -> "Observation":
         return simulate(cube, wavelengths, self, seed=seed, key=key)
@@ -121,8 +153,8 @@ def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key
     msi = np.tensordot(srf.astype(np.float32), cube, axes=(1, 0))
     if any(deg.misregistration):
         msi = ndimage.shift(msi, (0.0, *deg.misregistration), order=3, mode="mirror")
-    lr = add_noise(lr, deg.snr_hs, seeded_rng("hs", key, deg.label(), seed), deg.noise_per_band)
-    msi = add_noise(msi, deg.snr_ms, seeded_rng("ms", key, deg.label(), seed), deg.noise_per_band)
+    lr = add_noise(lr, deg.snr_hs, seeded_rng("hs", key, deg._noise_label(), seed), deg.noise_per_band)
+    msi = add_noise(msi, deg.snr_ms, seeded_rng("ms", key, deg._noise_label(), seed), deg.noise_per_band)
     return Observation(
         lr=np.ascontiguousarray(lr, dtype=np.float32),
         msi=np.ascontiguousarray(msi, dtype=np.float32),

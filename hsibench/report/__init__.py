@@ -1,4 +1,4 @@
-"""Reports from a results store: Markdown/HTML tables, robustness plots, visual panels."""
+"""Reports from a results store: Markdown/HTML tables, statistics, robustness plots, visual panels."""
 from .render import make_report
 from .tables import failure_table, load_results, markdown_table, overview_table, summary_tables
 

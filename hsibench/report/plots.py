@@ -1,17 +1,25 @@
 """Robustness plots (each metric against scale, SNR and kernel) and visual panels, as PNG."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..study.store import ResultStore
-from .tables import HIGHER_IS_BETTER, _method_order
+from .stats import HIGHER_IS_BETTER, bootstrap_mean_ci, pareto_front
+from .tables import _method_order
 
-__all__ = ["robustness_plots", "visual_panels", "false_colour"]
+__all__ = ["robustness_plots", "pareto_plot", "visual_panels", "false_colour", "method_styles"]
 
-AXES = {"scale": "scale factor s", "snr_hs": "LrHSI SNR (dB)", "snr_ms": "HrMSI SNR (dB)", "kernel": "PSF kernel", "sensor": "MS sensor"}
+AXES = {"scale": "scale factor s", "snr_hs": "LrHSI SNR (dB)", "snr_ms": "HrMSI SNR (dB)", "kernel": "PSF kernel",
+        "sensor": "MS sensor", "boundary": "boundary", "noise_per_band": "per-band noise",
+        "misregistration": "misregistration (rows, cols px)"}
+FAMILY_LINESTYLE = {"floor": ":", "classical": "-", "deep": "--"}
+_MARKERS = "osD^vP*X<>hp"
+#: Resamples of the bootstrap behind the error bars (many points per figure: fewer than the tables).
+_PLOT_RESAMPLES = 1999
 
 
 def _plt():
@@ -23,11 +31,65 @@ def _plt():
     return plt
 
 
-def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "ergas", "ssim")) -> list[Path]:
-    """One figure per (metric, axis with ≥ 2 values): mean over the other axes, a line per method and mode."""
+def method_styles(df: pd.DataFrame) -> dict[str, dict]:
+    """One colour and marker per method label (stable across every plot of a report), a line style per family.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Results table (``label``, ``family``, ``psnr``).
+
+    Returns
+    -------
+    dict
+        ``label -> {"color", "marker", "linestyle"}`` (matplotlib keyword arguments).
+
+    Example
+    -------
+    >>> method_styles(df)["gsa"]["marker"]  # doctest: +SKIP
+    """
+    plt = _plt()
+    labels = _method_order(df)
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    fam = df.groupby("label")["family"].first()
+    return {label: {"color": cmap(i % cmap.N), "marker": _MARKERS[i % len(_MARKERS)],
+                    "linestyle": FAMILY_LINESTYLE.get(fam.get(label), "-.")} for i, label in enumerate(labels)}
+
+
+def _tick(v) -> str:
+    if isinstance(v, (float, np.floating)) and np.isinf(v):
+        return "∞"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    return f"{v:g}" if isinstance(v, (int, float, np.integer, np.floating)) else str(v)
+
+
+def _mode_rows(ok: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Rows of ``mode`` plus the floor methods' rows from another mode where the floor did not run in
+    this one (a floor needs no knowledge, so its output is the same in every mode)."""
+    sub = ok[ok["mode"] == mode]
+    floor = ok[(ok["family"] == "floor") & ~ok["label"].isin(sub["label"])]
+    if floor.empty:
+        return sub
+    first = floor.groupby("label")["mode"].transform("first")
+    return pd.concat([sub, floor[floor["mode"] == first]])
+
+
+def _legend(fig, styles: dict, labels: list[str]) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], **styles[m]) for m in labels]
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+
+
+def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "ergas", "ssim"), seed: int = 0) -> list[Path]:
+    """One figure per (metric, degradation axis with ≥ 2 values): a panel per knowledge mode, a line per
+    method (mean over the other axes, scenes and seeds, with its 95 % bootstrap CI), legend outside."""
     plt = _plt()
     ok = df[df["status"] == "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    styles = method_styles(ok) if not ok.empty else {}
+    modes = sorted(ok["mode"].unique()) if not ok.empty else []
     paths = []
     for axis, axis_label in AXES.items():
         if axis not in ok or ok[axis].nunique() < 2:
@@ -39,28 +101,87 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
         for metric in metrics:
             if metric not in ok:
                 continue
-            fig, ax = plt.subplots(figsize=(6.4, 4.0))
-            for label in _method_order(ok):
-                for mode, g in ok[ok["label"] == label].groupby("mode"):
-                    stats = g.groupby(axis)[metric].agg(["mean", "std"]).reindex(values)
-                    x = [positions[v] for v in stats.index]
-                    ax.errorbar(x, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                                label=f"{label} ({mode})", linestyle="--" if g["family"].iloc[0] == "deep" else "-")
-            ax.set_xticks(range(len(values)))
-            ax.set_xticklabels(["∞" if isinstance(v, float) and np.isinf(v) else f"{v:g}" if isinstance(v, (int, float)) else str(v)
-                                for v in values], rotation=20 if axis == "kernel" else 0)
-            ax.set_xlabel(axis_label)
+            fig, axes = plt.subplots(1, len(modes), figsize=(1.0 + 3.6 * len(modes), 3.8), sharey=True, squeeze=False)
+            used = []
+            for ax, mode in zip(axes[0], modes):
+                sub = _mode_rows(ok, mode)
+                for label in _method_order(sub):
+                    g = sub[sub["label"] == label]
+                    pts = []
+                    for v, gv in g.groupby(axis):
+                        ci = bootstrap_mean_ci(gv[metric].astype(float), seed=seed, n_resamples=_PLOT_RESAMPLES)
+                        pts.append((positions[v], ci.mean, ci.low, ci.high))
+                    x, m, lo, hi = (np.array(c, dtype=float) for c in zip(*pts))
+                    err = np.nan_to_num(np.stack([m - lo, hi - m]), nan=0.0)
+                    ax.errorbar(x, m, yerr=err, capsize=2, markersize=5, linewidth=1.2, **styles[label])
+                    used.append(label)
+                ax.set_xticks(range(len(values)))
+                ax.set_xticklabels([_tick(v) for v in values], rotation=20 if axis in ("kernel", "sensor") else 0, fontsize=8)
+                ax.set_xlabel(axis_label)
+                ax.set_title(f"knowledge: {mode}", fontsize=9)
+                ax.grid(alpha=0.3)
             arrow = "↑" if HIGHER_IS_BETTER.get(metric, True) else "↓"
-            ax.set_ylabel(f"{metric.upper()} {arrow}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, ncol=2)
-            ax.set_title(f"{metric.upper()} vs {axis_label} (mean ± std over the other axes)", fontsize=9)
+            axes[0, 0].set_ylabel(f"{metric.upper()} {arrow}")
+            fig.suptitle(f"{metric.upper()} vs {axis_label}: mean over the other axes, scenes and seeds (95 % bootstrap CI)",
+                         fontsize=9)
+            _legend(fig, styles, [m for m in styles if m in used])
             fig.tight_layout()
             path = out_dir / f"{metric}_vs_{axis}.png"
-            fig.savefig(path, dpi=110)
+            fig.savefig(path, dpi=110, bbox_inches="tight")
             plt.close(fig)
             paths.append(path)
     return paths
+
+
+def pareto_plot(df: pd.DataFrame, out_dir: Path, metric: str = "psnr", seed: int = 0) -> Path | None:
+    """Quality against wall time (log axis), a panel per knowledge mode: each method's mean over all its
+    cases (95 % bootstrap CI on the quality), the Pareto front (nothing both better and faster) joined."""
+    plt = _plt()
+    ok = df[(df["status"] == "ok") & df[metric].notna() & df["runtime_s"].notna()] if metric in df else df.iloc[0:0]
+    if ok.empty:
+        return None
+    styles = method_styles(ok)
+    modes = sorted(ok["mode"].unique())
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    fig, axes = plt.subplots(1, len(modes), figsize=(1.0 + 3.8 * len(modes), 3.8), sharex=True, sharey=True,
+                             squeeze=False)
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    times = ok.groupby(["mode", "label"])["runtime_s"].mean().clip(lower=1e-3)
+    lo, hi = float(times.min()) / 2, float(times.max()) * 2
+    if hi / lo < 100:  # at least two decades, so the axis carries decade labels
+        mid = math.sqrt(lo * hi)
+        lo, hi = mid / 10, mid * 10
+    for ax, mode in zip(axes[0], modes):
+        sub = _mode_rows(ok, mode)
+        labels, q, t = [], [], []
+        for label in _method_order(sub):
+            g = sub[sub["label"] == label]
+            ci = bootstrap_mean_ci(g[metric].astype(float), seed=seed, n_resamples=_PLOT_RESAMPLES)
+            rt = max(float(g["runtime_s"].mean()), 1e-3)
+            err = np.nan_to_num([[ci.mean - ci.low], [ci.high - ci.mean]], nan=0.0)
+            ax.errorbar([rt], [ci.mean], yerr=err, capsize=2, markersize=7, **(styles[label] | {"linestyle": "none"}))
+            labels.append(label), q.append(ci.mean), t.append(rt)
+        front = pareto_front(q, t, higher_is_better=higher)
+        order = np.argsort(np.asarray(t)[front])
+        ax.plot(np.asarray(t)[front][order], np.asarray(q)[front][order], color="0.5", linewidth=1, zorder=0,
+                label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("mean wall time per job (s, log)")
+        ax.set_title(f"knowledge: {mode}", fontsize=9)
+        ax.grid(alpha=0.3, which="major")
+    axes[0, 0].set_ylabel(f"{metric.upper()} {'↑' if higher else '↓'}")
+    fig.suptitle(f"{metric.upper()} against runtime (grey: Pareto front)", fontsize=9)
+    _legend(fig, styles, list(styles))
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"pareto_{metric}_runtime.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _paired(df: pd.DataFrame, a: str, b: str) -> bool:
@@ -76,6 +197,21 @@ def false_colour(cube: np.ndarray, bands: tuple[int, int, int] | None = None, cl
     img = np.stack([cube[b] for b in bands], axis=-1).astype(np.float32)
     top = clip if clip is not None else float(np.percentile(img, 99.5)) or 1.0
     return np.clip(img / top, 0, 1)
+
+
+def degradation_text(r) -> str:
+    """A one-line description of a row's degradation (fields at their default value after the SNRs left out)."""
+    snr = lambda v: "∞" if np.isinf(v) else f"{v:g}"  # noqa: E731
+    out = f"×{r['scale']}, {r['kernel']}, {r['sensor']}, SNR hs {snr(r['snr_hs'])} / ms {snr(r['snr_ms'])} dB"
+    extra = []
+    if r.get("boundary", "symmetric") != "symmetric":
+        extra.append(f"boundary {r['boundary']}")
+    if bool(r.get("noise_per_band", False)):
+        extra.append("per-band noise")
+    if str(r.get("misregistration", "0,0")) != "0,0":
+        extra.append(f"misregistration ({r['misregistration']}) px")
+    extra += [f"{k[4:]} {r[k]}" for k in r.index if str(k).startswith("deg_")] if hasattr(r, "index") else []
+    return ", ".join([out, *extra])
 
 
 def visual_panels(store: ResultStore, df: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -116,9 +252,7 @@ def visual_panels(store: ResultStore, df: pd.DataFrame, out_dir: Path) -> list[P
             axes[1, i].axis("off")
         if errs:
             fig.colorbar(im, ax=axes[1, 2], fraction=0.9, location="left", label="mean |error| (of [0,1] scale)")
-        r0 = g.iloc[0]
-        snr = lambda v: "∞" if np.isinf(v) else f"{v:g}"  # noqa: E731
-        fig.suptitle(f"{r0['scene_name']}: ×{r0['scale']}, {r0['kernel']}, {r0['sensor']}, SNR hs {snr(r0['snr_hs'])} / ms {snr(r0['snr_ms'])} dB, seed {r0['seed']}", fontsize=9)
+        fig.suptitle(f"{g.iloc[0]['scene_name']}: {degradation_text(g.iloc[0])}, seed {g.iloc[0]['seed']}", fontsize=9)
         fig.tight_layout()
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"panel_{cid}.png"

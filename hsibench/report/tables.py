@@ -1,6 +1,7 @@
 """Result tables from a results store: one row per job -> method × metric summaries."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Iterable
@@ -9,19 +10,50 @@ import numpy as np
 import pandas as pd
 
 from ..study.store import ResultStore
+from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, case_columns, degradation_columns, floor_gain
 
 __all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "training_table", "markdown_table",
-           "DEGRADATION_KEYS",
-           "METRIC_ORDER", "HIGHER_IS_BETTER"]
+           "deviation_notes", "format_ci", "DEGRADATION_KEYS", "METRIC_ORDER", "HIGHER_IS_BETTER"]
 
-DEGRADATION_KEYS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "mode"]
+#: Columns that split the per-degradation tables: every degradation field, then the knowledge mode.
+DEGRADATION_KEYS = DEGRADATION_FIELDS + ["mode"]
 METRIC_ORDER = ["psnr", "sam", "ergas", "ssim", "uiqi", "cc", "rmse", "dd"]
-HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "uiqi": True, "cc": True, "rmse": False, "dd": False}
 FAMILY_ORDER = {"floor": 0, "classical": 1, "deep": 2}
+#: Value of a degradation field in rows written before the field existed.
+_FIELD_DEFAULTS = {"boundary": "symmetric", "noise_per_band": False, "misregistration": "0,0"}
+
+
+def _deg_value(key: str, v):
+    if key in ("snr_hs", "snr_ms"):
+        return float("inf") if v is None else float(v)
+    if isinstance(v, (list, tuple)):
+        return ",".join(f"{x:g}" if isinstance(x, (int, float)) else str(x) for x in v)
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True)
+    return v
 
 
 def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
-    """Flatten result rows (a store folder or an iterable of rows) into a DataFrame, one row per job."""
+    """Flatten result rows (a store folder or an iterable of rows) into a DataFrame, one row per job.
+
+    Every field of the job's degradation becomes a column (a field unknown to this version as
+    ``deg_<name>``), so jobs that differ in any degradation field never share a case.
+
+    Parameters
+    ----------
+    source : path or iterable of dict
+        A results store folder, or result rows.
+
+    Returns
+    -------
+    DataFrame
+        One row per job: identity, degradation columns, status, metrics, runtime, PSF/SRF errors,
+        and ``deviations`` when the rows record them.
+
+    Example
+    -------
+    >>> df = load_results("results/demo")  # doctest: +SKIP
+    """
     rows = ResultStore(source).rows() if isinstance(source, (str, Path)) else source
     flat = []
     for r in rows:
@@ -29,9 +61,16 @@ def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
                                     "method", "label", "preset", "mode", "family", "status", "runtime_s", "peak_mem_mb",
                                     "psf_error", "srf_error", "estimator_psf_error", "estimator_srf_error",
                                     "case_id")}
+        config = r.get("config") or {}
+        d["scene_options"] = json.dumps(config.get("scene_options") or {}, sort_keys=True)
+        for k, v in (config.get("degradation") or {}).items():
+            d[k if k in DEGRADATION_FIELDS else f"deg_{k}"] = _deg_value(k, v)
         d["scene_name"] = r.get("scene_name") or r.get("scene")
         d["error"] = (r.get("error") or {}).get("message")
         d["error_type"] = (r.get("error") or {}).get("type")
+        deviations = r.get("deviations", (r.get("info") or {}).get("deviations"))
+        if deviations is not None:
+            d["deviations"] = deviations
         for k, v in (r.get("metrics") or {}).items():
             d[k] = v
         flat.append(d)
@@ -39,17 +78,23 @@ def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
     if df.empty:
         return df
     df["family"] = df["family"].fillna("unknown")
+    for k, v in _FIELD_DEFAULTS.items():
+        df[k] = df[k].where(df[k].notna(), v) if k in df else v
     for k in ("snr_hs", "snr_ms"):
-        df[k] = df[k].astype(float)
+        df[k] = df[k].astype(float).fillna(float("inf"))
+    df["noise_per_band"] = df["noise_per_band"].astype(bool)
     return df
 
 
-def _fmt(mean: float, std: float, n: int, digits: int) -> str:
+def format_ci(mean: float, low: float, high: float, digits: int) -> str:
+    """``mean [low, high]`` (just the mean where the interval is undefined)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
     if math.isinf(mean):
         return "inf"
-    return f"{mean:.{digits}f}" if n <= 1 or not np.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 _DIGITS = {"psnr": 2, "sam": 2, "ergas": 3, "ssim": 4, "uiqi": 4, "cc": 4, "rmse": 4, "dd": 4, "runtime_s": 2}
@@ -61,70 +106,130 @@ def _method_order(df: pd.DataFrame) -> list[str]:
     return sorted(fam.index, key=lambda m: (fam[m], -np.nan_to_num(psnr.get(m, np.nan), nan=-1e9, posinf=1e9)))
 
 
-def summary_tables(df: pd.DataFrame, metrics: list[str] | None = None) -> list[tuple[dict, pd.DataFrame]]:
-    """For each degradation (and knowledge mode): method × metric, mean ± std over scenes and seeds."""
+def summary_tables(df: pd.DataFrame, metrics: list[str] | None = None, *, seed: int = 0,
+                   n_resamples: int = 9999) -> list[tuple[dict, pd.DataFrame]]:
+    """For each degradation (every degradation field) and knowledge mode: method × metric, the mean
+    over scenes and seeds with its 95 % bootstrap confidence interval (``mean [low, high]``).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Results table of :func:`load_results`.
+    metrics : list of str, optional
+        Metric columns (default: those of ``METRIC_ORDER`` present).
+    seed, n_resamples : int
+        Bootstrap seed and resamples.
+
+    Returns
+    -------
+    list of (dict, DataFrame)
+        The degradation (and mode) of each table, and the table (``n`` = cases; n = 1: no interval).
+
+    Example
+    -------
+    >>> for key, table in summary_tables(df): print(key["scale"], len(table))  # doctest: +SKIP
+    """
     ok = df[df["status"] == "ok"]
     metrics = [m for m in (metrics or METRIC_ORDER) if m in ok.columns]
+    keys = degradation_columns(ok) + ["mode"]
     out = []
-    for key, group in ok.groupby(DEGRADATION_KEYS, sort=True, dropna=False):
+    for key, group in ok.groupby(keys, sort=True, dropna=False):
         rows = []
         for label in _method_order(group):
             g = group[group["label"] == label]
             row = {"method": label, "family": g["family"].iloc[0], "n": len(g)}
             for m in metrics + ["runtime_s"]:
-                vals = g[m].astype(float)
-                row[m] = _fmt(vals.mean(), vals.std(ddof=1) if len(vals) > 1 else float("nan"), len(vals), _DIGITS.get(m, 3))
+                ci = bootstrap_mean_ci(g[m].astype(float), seed=seed, n_resamples=n_resamples)
+                row[m] = format_ci(ci.mean, ci.low, ci.high, _DIGITS.get(m, 3))
             rows.append(row)
-        out.append((dict(zip(DEGRADATION_KEYS, key)), pd.DataFrame(rows)))
+        out.append((dict(zip(keys, key)), pd.DataFrame(rows)))
     return out
 
 
-def overview_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per method and mode over all cases: mean PSNR/SAM, PSNR wins, mean PSNR rank, gain over the floor."""
+def _interval(ci, digits: int) -> str:
+    if ci.n == 0:
+        return "–"
+    if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+        return f"n={ci.n}: none" if ci.n < 2 else "none"
+    return f"[{ci.low:.{digits}f}, {ci.high:.{digits}f}]"
+
+
+def overview_table(df: pd.DataFrame, *, seed: int = 0, n_resamples: int = 9999) -> pd.DataFrame:
+    """Per method and mode over all cases: mean PSNR (95 % CI), SAM, SSIM, gain over the floor on the
+    same case (paired 95 % CI; the floor needs no knowledge, so its run in any mode counts), PSNR
+    wins and mean PSNR rank among the methods of the mode, mean runtime.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Results table of :func:`load_results`.
+    seed, n_resamples : int
+        Bootstrap seed and resamples.
+
+    Returns
+    -------
+    DataFrame
+        One row per (method, mode), sorted by mode then mean rank.
+
+    Example
+    -------
+    >>> overview_table(df)[["method", "mode", "PSNR"]]  # doctest: +SKIP
+    """
     ok = df[df["status"] == "ok"].copy()
     if ok.empty or "psnr" not in ok:
         return pd.DataFrame()
-    case_cols = ["scene_name", "seed"] + DEGRADATION_KEYS
-    ok["rank"] = ok.groupby(case_cols, dropna=False)["psnr"].rank(ascending=False, method="min")
-    best = ok.groupby(case_cols, dropna=False)["psnr"].transform("max")
+    cases = case_columns(ok) + ["mode"]
+    ok["rank"] = ok.groupby(cases, dropna=False)["psnr"].rank(ascending=False, method="min")
+    best = ok.groupby(cases, dropna=False)["psnr"].transform("max")
     ok["win"] = ok["psnr"] == best
-    floor = ok[ok["method"] == "upsample"].set_index(case_cols)["psnr"]
-    ok["gain"] = ok.apply(lambda r: r["psnr"] - floor.get(tuple(r[c] for c in case_cols), np.nan), axis=1) if len(floor) else np.nan
+    ok["gain"] = floor_gain(ok, "psnr")
+    floors = sorted(ok.loc[ok["family"] == "floor", "label"].unique())
+    floor = "upsample" if "upsample" in floors or not floors else floors[0]
     rows = []
     for (label, mode), g in ok.groupby(["label", "mode"]):
-        gains = g["gain"].astype(float).dropna()
+        psnr = bootstrap_mean_ci(g["psnr"], seed=seed, n_resamples=n_resamples)
+        gain = bootstrap_mean_ci(g["gain"].astype(float), seed=seed, n_resamples=n_resamples)
         rows.append({
             "method": label, "mode": mode, "family": g["family"].iloc[0], "cases": len(g),
-            "PSNR": round(g["psnr"].mean(), 2), "SAM": round(g["sam"].mean(), 2) if "sam" in g else None,
+            "PSNR": round(psnr.mean, 2), "PSNR 95% CI": _interval(psnr, 2),
+            "SAM": round(g["sam"].mean(), 2) if "sam" in g else None,
             "SSIM": round(g["ssim"].mean(), 4) if "ssim" in g else None,
-            "gain over upsample (dB)": round(float(gains.mean()), 2) if len(gains) else None,
+            f"gain over {floor} (dB)": round(gain.mean, 2) if gain.n else None,
+            "gain 95% CI": _interval(gain, 2),
             "PSNR wins": int(g["win"].sum()), "mean PSNR rank": round(g["rank"].mean(), 2),
             "runtime (s)": round(g["runtime_s"].mean(), 2),
         })
     return pd.DataFrame(rows).sort_values(["mode", "mean PSNR rank"]).reset_index(drop=True)
 
 
-def _preset_budget(method: str, preset: str, params: dict) -> tuple[int | None, int]:
-    """(stage-2 iterations, stage-1 iterations) of a net's preset, with the study's overrides."""
-    from ..methods import create_method
-
-    try:
-        p = {**create_method(method, preset).params, **(params or {})}
-    except Exception:  # an unregistered method: no budget to project
-        return None, 0
-    return p.get("iterations"), int(p.get("stage1_iterations") or 0)
-
-
 def training_table(rows: Iterable[dict]) -> pd.DataFrame:
     """Iterative nets: iterations run, measured seconds per iteration (per stage) and the wall
-    time their preset's full budget would take at that rate (projected, one job's threads)."""
+    time their preset's full budget would take at that rate (projected, one job's threads).
+
+    The budget is read from each row (``method_config.params``: the preset with the study's
+    overrides, as the job ran it), so the report needs only the results store.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows.
+
+    Returns
+    -------
+    DataFrame
+        One row per job of an iterative net (empty when there is none).
+
+    Example
+    -------
+    >>> training_table(ResultStore("results/nets").rows())  # doctest: +SKIP
+    """
     out = []
     for r in rows:
         info = r.get("info") or {}
         if r.get("status") != "ok" or not info.get("seconds_per_iteration"):
             continue
-        params = (r.get("config") or {}).get("params") or {}
-        budget, budget1 = _preset_budget(r["method"], r.get("preset") or "default", params)
+        params = (r.get("method_config") or {}).get("params") or {}
+        budget, budget1 = params.get("iterations"), int(params.get("stage1_iterations") or 0)
         spi, spi1 = float(info["seconds_per_iteration"]), float(info.get("stage1_seconds_per_iteration") or 0.0)
         projected = spi * budget + spi1 * budget1 if budget else float("nan")
         out.append({
@@ -133,7 +238,7 @@ def training_table(rows: Iterable[dict]) -> pd.DataFrame:
             "iterations run": int(info.get("iterations", 0)) + int(info.get("stage1_iterations") or 0),
             "stopped": info.get("stopped"), "s/iteration": round(spi, 3),
             "stage-1 s/iteration": round(spi1, 4) if spi1 else "–",
-            "preset budget": f"{budget1} + {budget}" if budget1 else budget,
+            "preset budget": (f"{budget1} + {budget}" if budget1 else budget) if budget else "not recorded",
             "projected full budget (h)": round(projected / 3600, 2),
             "runtime (s)": round(float(r.get("runtime_s") or 0.0), 1),
         })
@@ -142,9 +247,50 @@ def training_table(rows: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values(["method", "preset", "scale"]).reset_index(drop=True)
 
 
+def _deviation_items(v) -> list[str]:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return []
+    if isinstance(v, str):
+        return [v] if v.strip() else []
+    if isinstance(v, dict):
+        return [f"{k}: {x}" for k, x in v.items()]
+    if isinstance(v, (list, tuple)):
+        return [x for item in v for x in _deviation_items(item)]
+    return [str(v)]
+
+
+def deviation_notes(df: pd.DataFrame) -> list[str]:
+    """One line per method (and mode) listing the recorded ``deviations`` of its rows, deduplicated.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Results table (or a slice of it, e.g. one degradation); without a ``deviations`` column
+        the answer is empty.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["cucanet[fast] (blind): Adam instead of SGD; 2000 iterations"]``.
+
+    Example
+    -------
+    >>> deviation_notes(df[df["scale"] == 4])  # doctest: +SKIP
+    """
+    if "deviations" not in df:
+        return []
+    out = []
+    for (label, mode), g in df.groupby(["label", "mode"], sort=True):
+        items = list(dict.fromkeys(x for v in g["deviations"] for x in _deviation_items(v)))
+        if items:
+            out.append(f"{label} ({mode}): " + "; ".join(items))
+    return out
+
+
 def failure_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Failed and not-applicable jobs with their degradation and error."""
     bad = df[df["status"].isin(["failed", "not_applicable"])]
-    cols = ["label", "mode", "status", "scene_name", "scale", "kernel", "snr_hs", "snr_ms", "seed", "error_type", "error"]
+    cols = ["label", "mode", "status", "scene_name", *degradation_columns(df), "seed", "error_type", "error"]
     return bad[[c for c in cols if c in bad]].reset_index(drop=True)
 
 
