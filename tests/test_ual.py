@@ -17,7 +17,7 @@ from _netcase import ctx_for, make_scene, psnr, toy_scene
 torch.set_num_threads(1)
 
 # A short synthetic pre-training and adaptation keep the quality test to ~25 s on one thread; the PSF
-# learns at 3e-4 (fast preset: 1e-4) so that it moves far enough within the short budget.
+# learns at 3e-4 (small preset: 1e-4) so that it moves far enough within the short budget.
 TEST_PARAMS = dict(pretrain_steps=150, pretrain_scenes=4, pretrain_scene_size=64, pretrain_patch=32,
                    lr_mult={"psf": 0.3})
 TEST_ITERS = 400
@@ -44,7 +44,7 @@ def test_registered_with_presets_and_modes():
     assert cls.family == "deep"
     assert set(cls.modes) == {"oracle", "srf_support", "blind", "estimated"}
     assert cls.needs == ("srf",)
-    assert {"default", "fast", "paper"} <= set(cls.presets)
+    assert {"default", "fast", "small", "paper"} <= set(cls.presets)
     paper = create_method("ual", "paper").params
     assert (paper["width"], paper["blocks"], paper["adapt_width"], paper["adapt_blocks"]) == (64, 3, 64, 3)
     assert paper["iterations"] == 1500 and paper["schedule"] == "constant" and paper["early_stop"] is False
@@ -56,14 +56,20 @@ def test_registered_with_presets_and_modes():
     # 150 epochs of 98 steps (12 scenes x 49 patches / batch 6), lr x 0.7 every 10 epochs
     assert paper["pretrain_steps"] == 150 * 98 and paper["pretrain_step_size"] == 10 * 98
     assert paper["pretrain_blur_size"] == (5, 15) and paper["pretrain_blur_sigma"] == (0.5, 2.0)
-    assert create_method("ual", "fast").params["pretrain_steps"] < paper["pretrain_steps"]
+    assert create_method("ual", "small").params["pretrain_steps"] < paper["pretrain_steps"]
+    fast = create_method("ual", "fast").params
+    # ten-fold compression of the pre-training schedule: as many lr decays over the run
+    assert fast["pretrain_steps"] * 10 == paper["pretrain_steps"]
+    assert fast["pretrain_step_size"] * 10 == paper["pretrain_step_size"]
+    assert (fast["width"], fast["blocks"], fast["pretrain_lr"], fast["lr_mult"]) == \
+        (paper["width"], paper["blocks"], paper["pretrain_lr"], paper["lr_mult"])
 
 
 def test_blind_beats_upsample_and_learns_psf(scene, cache_dir):
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", TEST_ITERS)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("ual", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("ual", "small", **TEST_PARAMS), obs.lr, obs.msi, ctx)
     assert res.hr.dtype == np.float32 and res.hr.shape == X.shape
     gain = psnr(X, res.hr) - psnr(X, up)
     assert gain > MARGIN_DB, f"UAL only {gain:.2f} dB over upsample"
@@ -73,7 +79,8 @@ def test_blind_beats_upsample_and_learns_psf(scene, cache_dir):
     # P is the estimator's (blind mode) and stays fixed; the estimator's PSF is not used
     np.testing.assert_array_equal(info["learned_srf"], info["initial_srf"])
     assert info["knowledge_source"]["srf"] == "estimated" and info["estimated_psf"] is None
-    assert info["knowledge"]["psf_init"].startswith("gaussian")
+    assert info["knowledge"]["psf_init"] == "uniform 4x4"  # neutral start, not the study's kernel
+    np.testing.assert_allclose(info["initial_psf"], 1 / 16)
     assert info["pretrain_cached"] is False and info["pretrain_steps"] == TEST_PARAMS["pretrain_steps"]
     assert info["pretrain_loss_curve"]["l1"][-1] < info["pretrain_loss_curve"]["l1"][0]
     assert len(list(cache_dir.glob("*.pt"))) == 1
@@ -84,7 +91,7 @@ def test_blind_beats_upsample_and_learns_psf(scene, cache_dir):
 
 def test_pretraining_cache_hits_and_misses(scene, cache_dir):
     X, wl, obs = scene
-    m = create_method("ual", "fast", **TINY)
+    m = create_method("ual", "small", **TINY)
     ctx = ctx_for(obs, wl, "oracle", 5)
     a = run_method(m, obs.lr, obs.msi, ctx)
     assert a.info["pretrain_cached"] is False and len(list(cache_dir.glob("*.pt"))) == 1
@@ -93,7 +100,7 @@ def test_pretraining_cache_hits_and_misses(scene, cache_dir):
     assert b.info["pretrain_seconds"] == a.info["pretrain_seconds"]  # the time of the run that trained it
     np.testing.assert_array_equal(a.hr, b.hr)
     # a fresh pre-training (cache off) gives the very weights that were cached
-    fresh = run_method(create_method("ual", "fast", cache=False, **TINY), obs.lr, obs.msi, ctx)
+    fresh = run_method(create_method("ual", "small", cache=False, **TINY), obs.lr, obs.msi, ctx)
     assert fresh.info["pretrain_cache_path"] is None
     np.testing.assert_array_equal(fresh.hr, a.hr)
     # the pre-training does not depend on the image being fused: another scene hits the same entry
@@ -123,7 +130,7 @@ def test_pretraining_cache_hits_and_misses(scene, cache_dir):
 
 def test_same_seed_same_output(scene):
     X, wl, obs = scene
-    m = create_method("ual", "fast", **TINY)
+    m = create_method("ual", "small", **TINY)
 
     def ctx(seed):  # estimated mode with P and a PSF start given: the PSF is learned, no estimator call
         return Context(scale=4, mode="estimated", psf=np.full((4, 4), 1 / 16), srf=obs.srf, wavelengths=wl,
@@ -136,13 +143,13 @@ def test_same_seed_same_output(scene):
     np.testing.assert_array_equal(a.info["learned_psf"], b.info["learned_psf"])
     assert not np.array_equal(a.hr, c.hr)
     assert c.info["pretrain_cached"] is True  # ctx.seed seeds the adaptation, not the pre-training
-    d = run_method(create_method("ual", "fast", pretrain_seed=1, **TINY), obs.lr, obs.msi, ctx(3))
+    d = run_method(create_method("ual", "small", pretrain_seed=1, **TINY), obs.lr, obs.msi, ctx(3))
     assert d.info["pretrain_cached"] is False and d.info["pretrain_scene_seeds"] != a.info["pretrain_scene_seeds"]
 
 
 def test_oracle_freezes_true_psf_and_estimated_starts_from_estimate(scene):
     X, wl, obs = scene
-    m = create_method("ual", "fast", **TINY)
+    m = create_method("ual", "small", **TINY)
     info = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 5)).info
     np.testing.assert_allclose(info["learned_psf"], obs.psf, atol=1e-6)
     np.testing.assert_array_equal(info["learned_srf"], obs.srf)
@@ -160,7 +167,7 @@ def test_modes_without_an_srf_are_refused_when_no_estimator(scene, monkeypatch):
     """UAL needs P: without the suite's estimator, srf_support and blind are not applicable."""
     X, wl, obs = scene
     monkeypatch.setattr(method_base, "get_estimator", lambda: None)
-    m = create_method("ual", "fast", **TINY)
+    m = create_method("ual", "small", **TINY)
     for mode in ("srf_support", "blind"):
         with pytest.raises(NotApplicable, match="needs \\['srf'\\]"):
             run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, mode, 5))
@@ -172,17 +179,17 @@ def test_nan_guard(scene):
     X, wl, obs = scene
     lr = obs.lr.copy()
     lr[0, 0, 0] = np.nan  # bypasses run_method's input check on purpose
-    m = create_method("ual", "fast", **TINY)
+    m = create_method("ual", "small", **TINY)
     with pytest.raises(MethodError, match="non-finite loss at iteration 0"):
         m.fuse(lr, obs.msi, ctx_for(obs, wl, "oracle", 10))
 
 
 @pytest.mark.slow
-def test_fast_preset_beats_upsample(scene):
-    """The full ``fast`` preset (its own pre-training and adaptation budgets) on the synthetic scene.
+def test_small_preset_beats_upsample(scene):
+    """The full ``small`` preset (its own pre-training and adaptation budgets) on the synthetic scene.
     Measured +3.75 dB over upsample (the fusion module alone: -4.6 dB), 142 s on one thread."""
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", None)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("ual", "fast"), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("ual", "small"), obs.lr, obs.msi, ctx)
     assert psnr(X, res.hr) - psnr(X, up) > 2 * MARGIN_DB
