@@ -9,7 +9,7 @@ import torch
 import hsibench.methods.base as method_base
 import hsibench.nets.ual  # noqa: F401  (registers "ual"; the lead wires it into hsibench.nets)
 from hsibench.degrade.degradation import Degradation
-from hsibench.methods import Context, MethodError, NotApplicable, create_method, get_method, run_method
+from hsibench.methods import Context, InputError, MethodError, NotApplicable, create_method, get_method, run_method
 from hsibench.nets.layers import relative_error
 
 from _netcase import ctx_for, make_scene, psnr, toy_scene
@@ -182,6 +182,102 @@ def test_nan_guard(scene):
     m = create_method("ual", "small", **TINY)
     with pytest.raises(MethodError, match="non-finite loss at iteration 0"):
         m.fuse(lr, obs.msi, ctx_for(obs, wl, "oracle", 10))
+
+
+def _scene_folder(root, names_seeds, size=32):
+    root.mkdir()
+    for name, seed in names_seeds:
+        X, _ = toy_scene(size, 31, seed=seed)
+        np.save(root / f"{name}.npy", X * 0.8)  # load_scene divides by the maximum again
+    return root
+
+
+def test_pretraining_on_a_folder_of_scenes_excludes_the_scene_under_test(scene, tmp_path, cache_dir):
+    X, wl, obs = scene
+    folder = _scene_folder(tmp_path / "myscenes", [("alpha", 11), ("beta", 12), ("toyscene", 13)])
+    m = create_method("ual", "small", pretrain_data=str(folder), **TINY)
+    assert m.label_tag.startswith("myscenes-prior-") and len(m.label_tag) == len("myscenes-prior-") + 8
+    assert m.applied_deviations[0].startswith("fusion module pre-trained on the scenes of the user's folder 'myscenes'")
+    assert create_method("ual", "small", **TINY).label_tag == "synthetic-prior"
+
+    def ctx(name):
+        return Context(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf, wavelengths=wl, iterations=3, scene=name)
+
+    a = run_method(m, obs.lr, obs.msi, ctx("toyscene"))
+    prior = a.info["prior"]
+    assert prior["source"] == "folder" and prior["folder"] == str(folder.resolve())
+    assert prior["scenes"] == ["alpha", "beta"] and prior["excluded"] == ["toyscene"] and prior["resampled"] == []
+    assert prior["folder_sha256"].startswith(m.label_tag.rsplit("-", 1)[1])
+    assert a.info["pretrain_scene_seeds"] == [] and "the scenes of" in a.info["notes"][0]
+    # another scene under test trains on a different set: another cache entry; the same one hits
+    b = run_method(m, obs.lr, obs.msi, ctx("alpha"))
+    assert b.info["prior"]["scenes"] == ["beta", "toyscene"] and b.info["pretrain_key"] != a.info["pretrain_key"]
+    c = run_method(m, obs.lr, obs.msi, ctx("toyscene"))
+    assert c.info["pretrain_cached"] is True and c.info["pretrain_key"] == a.info["pretrain_key"]
+    np.testing.assert_array_equal(c.hr, a.hr)
+    # the synthetic prior is a different model
+    syn = run_method(create_method("ual", "small", **TINY), obs.lr, obs.msi, ctx("toyscene"))
+    assert syn.info["prior"] == {"source": "synthetic"} and syn.info["pretrain_key"] != a.info["pretrain_key"]
+    assert not np.array_equal(syn.hr, a.hr)
+    # the key and the tag follow the folder's contents, not its path
+    np.save(folder / "beta.npy", toy_scene(32, 31, seed=99)[0])
+    m2 = create_method("ual", "small", pretrain_data=str(folder), **TINY)
+    assert m2.label_tag != m.label_tag
+    assert run_method(m2, obs.lr, obs.msi, ctx("toyscene")).info["pretrain_key"] != a.info["pretrain_key"]
+
+
+def test_folder_prior_guards(scene, tmp_path):
+    X, wl, obs = scene
+    ctx = Context(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf, wavelengths=wl, iterations=2, scene="only")
+    with pytest.raises(InputError, match="not a folder"):
+        create_method("ual", "small", pretrain_data=str(tmp_path / "missing"), **TINY).label_tag
+    only = _scene_folder(tmp_path / "one", [("only", 1)])
+    with pytest.raises(InputError, match="no scene besides the one being fused"):
+        run_method(create_method("ual", "small", pretrain_data=str(only), **TINY), obs.lr, obs.msi, ctx)
+    tiny = _scene_folder(tmp_path / "tiny", [("a", 1)], size=32)
+    with pytest.raises(InputError, match="smaller than the 48x48 patches"):
+        run_method(create_method("ual", "small", pretrain_data=str(tiny), **{**TINY, "pretrain_patch": 48}),
+                   obs.lr, obs.msi, ctx)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    np.save(wrong / "a.npy", np.random.default_rng(0).random((20, 32, 32)).astype(np.float32))
+    with pytest.raises(InputError, match="20 bands and no wavelengths"):
+        run_method(create_method("ual", "small", pretrain_data=str(wrong), **TINY), obs.lr, obs.msi, ctx)
+
+
+def test_folder_scenes_are_interpolated_to_the_target_bands():
+    from hsibench.nets.ual import _fit_bands
+
+    rng = np.random.default_rng(0)
+    swl = np.linspace(400, 700, 61)
+    cube = rng.random((61, 5, 4)).astype(np.float32)
+    wl = np.linspace(400, 700, 31)
+    out, moved = _fit_bands(cube, swl, wl, "x")
+    assert moved and out.shape == (31, 5, 4)
+    ref = np.apply_along_axis(lambda v: np.interp(wl, swl, v), 0, cube)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    same, moved = _fit_bands(cube[::2], swl[::2], wl, "x")
+    assert not moved and same is not None and np.array_equal(same, cube[::2])
+    with pytest.raises(InputError, match="covers 400-700 nm"):
+        _fit_bands(cube, swl, np.linspace(400, 1000, 31), "x")
+
+
+def test_study_rows_carry_the_prior(tmp_path, cache_dir):
+    from hsibench.study import ResultStore, run_study, study_from_dict
+
+    folder = _scene_folder(tmp_path / "held", [("s1", 21), ("s2", 22)])
+    methods = [{"name": "ual", "preset": "small", "modes": ["oracle"], "params": TINY},
+               {"name": "ual", "modes": ["oracle"], "params": {**TINY, "pretrain_data": str(folder)}}]
+    st = study_from_dict({"name": "ualprior", "scenes": ["synthetic:32x31:0"], "iterations": 2, "save_outputs": "none",
+                          "grid": {"scale": 4, "kernel": "gauss_sigma0.5", "sensor": "landsat8_bgr"},
+                          "methods": methods})
+    s = run_study(st, tmp_path / "r", progress=False)
+    assert s.ok == 2, s.failures
+    rows = sorted(ResultStore(tmp_path / "r").rows(), key=lambda r: r["label"])
+    tag = create_method("ual", pretrain_data=str(folder)).label_tag
+    assert [r["label"] for r in rows] == [f"ual[{tag}]", "ual[small,synthetic-prior]"]
+    assert rows[0]["info"]["prior"]["scenes"] == ["s1", "s2"] and rows[1]["info"]["prior"] == {"source": "synthetic"}
+    assert rows[0]["deviations"][0].startswith("fusion module pre-trained on the scenes of the user's folder 'held'")
 
 
 @pytest.mark.slow
