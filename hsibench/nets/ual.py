@@ -104,7 +104,8 @@ Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while th
   the learned PSF drifted from it (relative error 0 → 0.44).
   On the test case (64×64×31, s = 4, toy spectra unlike the library's): the full former ``fast`` preset
   +3.75 dB over bicubic (fusion module alone −4.6 dB; PSF error 0.745 → 0.27), ≈ 110 s; the
-  tests' 150-step pre-training and 400 iterations +2.3 dB (PSF error 0.745 → 0.225).
+  tests' 150-step pre-training and 400 iterations +2.3 dB (PSF error 0.745 → 0.225); with today's
+  uniform start (``small``) +2.4 dB (PSF error 0.855 → 0.238).
 * ``paper``: one pre-training step (batch 6, 128×128, width 64, 1.5 M parameters) takes 10.6 s ⇒
   ≈ 43 h for the 14 700 steps (plus ≈ 16 s for the twelve 512×512 scenes); adaptation (331 k
   parameters, 32×32 PSF) 0.49 s/iteration at 128×128 (12 min for 1500) and 2.0 s/iteration at
