@@ -1,8 +1,8 @@
 """CUCaNet: cross-attention in coupled unmixing nets.
 
 Yao, Hong, Chanussot, Meng, Zhu, Xu, "Cross-Attention in Coupled Unmixing Nets for Unsupervised
-Hyperspectral Super-Resolution", ECCV 2020 (seed ``000``; methods.md §1, anchors.md §1.1).
-Re-implemented from the paper and the layer/loss facts collected in the spec; no official code used.
+Hyperspectral Super-Resolution", ECCV 2020.
+Re-implemented from the paper and published facts about the released code; no official code used.
 
 Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
@@ -12,7 +12,7 @@ Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
   with u_c an h×w filter (a depthwise conv over the whole LR image), ``δ(o)`` = softmax over the
   channels, applied to G; spatial statistics from the HrMSI branch, ``S = Σ_c v_c ⊛ G_c`` (3×3, C→1),
   ``δ(S)`` = softmax over the H·W positions, brought to h×w by a second learned s×s stride-s layer
-  (the code's solution, methods.md §1.9.3) and applied to F. Inputs of the heads:
+  (the released code's solution) and applied to F. Inputs of the heads:
   ``[F ; F ⊙ δ(S)]`` and ``[G ; G ⊙ δ(o)]`` (1024 channels).
 * Heads: Conv1×1 1024→K, clamp to [0, 1] (the ANC; Table 1: clamp beats softmax), K = 128.
 * Decoders: f_de (K→L, the endmembers) and g_de (K→l), bias-free 1×1 convs, weights clipped to
@@ -35,12 +35,12 @@ Choices and departures (also in ``CUCaNet.deviations`` and the config):
 * Attention init: u = 1/(h·w) (a channel mean), v = 1/(9·C) (a local mean of the channel average;
   the code's 1/9 "mean" init on a 512-channel conv gives logits in the hundreds and a one-hot δ(S)).
 * **PSF** clamped ≥ 0 and renormalised to sum 1 after every step (the code leaves it unconstrained;
-  methods.md §1.9.7); the attention resizer uses the same constrained layer.
+  a renormalised projection is the usual fix); the attention resizer uses the same constrained layer.
 * **SRF**: restricted to the band coverage in ``srf_support`` mode (the code uses the true SRF's
-  support); ``blind`` = full coverage (the "fully blind" variant of methods.md §1.9.7).
+  support); ``blind`` = full coverage (a "fully blind" variant).
 * KL sparsity: the paper's element-wise Bernoulli KL with ε = 0.01 (the code computes a different,
   softmax-based quantity), abundances clamped to [1e-6, 1 − 1e-6] inside the logs.
-* LrMSI weight λ_F = 1000 (methods.md §1.5 rec.; anchors.md quotes 10 000 for another logged run).
+* LrMSI weight λ_F = 1000 (a logged run of the released code used 10 000).
 * No validation-based early stopping in ``paper`` (single-image fusion has no validation set).
 * Presets. ``paper`` (= ``default``): everything above. ``fast``: the paper's network, losses and
   learning rates with the schedule compressed to 1500 iterations (constant for the first 20 %, then

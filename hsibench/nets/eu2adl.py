@@ -1,8 +1,8 @@
 """EU2ADL: enhanced unmixing-inspired unsupervised network with attention-embedded degradation learning.
 
 Gao, Li, Zheng, Jia, "Enhanced Autoencoders With Attention-Embedded Degradation Learning for
-Unsupervised Hyperspectral Image Super-Resolution", IEEE TGRS 61, 2023 (seed ``001``;
-methods.md §2, anchors.md §1.3). Re-implemented from the paper and the spec; no official code used.
+Unsupervised Hyperspectral Image Super-Resolution", IEEE TGRS 61, 2023. Re-implemented from the
+paper; no official code used.
 
 Two stages, with Y the LrHSI (C×h×w) and Z the HrMSI (c×H×W):
 
@@ -36,7 +36,7 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   ``vgg_weights="random"`` runs the code path with random VGG weights (tests only: not meaningful).
 * **PSF branch**: ``paper`` keeps the paper's ReLU before the normalisation and adds 1e-10 to every
   tap: the official branch dies at initialisation for ~1/3 of the seeds (all-zero kernel, division
-  by zero, NaN; anchors.md appendix); with the epsilon a dead branch yields the uniform kernel (and
+  by zero, NaN); with the epsilon a dead branch yields the uniform kernel (and
   stays there), never NaN. ``psf_activation="softplus"`` (``small``) cannot die.
 * **Position bias in the PSF branch** (``psf_position_bias=True``, ``small`` only): a learnable s×s
   logit bias added to the 1×1-conv output. The paper's branch has only c + 1 free parameters (a 1×1

@@ -1,8 +1,8 @@
 """HyCoNet: coupled convolutional nets with adaptive response-function learning.
 
 Zheng, Gao, Liao, Hong, Zhang, Cui, Chanussot, "Coupled Convolutional Neural Network With Adaptive
-Response Function Learning for Unsupervised Hyperspectral Super Resolution", IEEE TGRS 59(3), 2021
-(seed ``004``; methods.md §5). Re-implemented from the paper; no official code was used.
+Response Function Learning for Unsupervised Hyperspectral Super Resolution", IEEE TGRS 59(3), 2021.
+Re-implemented from the paper; no official code was used.
 
 Model (paper §III, eqs. 6-15), with Z the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
@@ -11,7 +11,7 @@ Model (paper §III, eqs. 6-15), with Z the LrHSI (L×h×w), Y the HrMSI (l×H×W
   ``Z̃_b = f_de(A_h^b)``; LrMSI AE: ``PSF(Y) ≈ SRF(Z)``. ``f_de`` is one bias-free 1×1 conv (the
   endmember matrix E, L × p) shared by all three AEs, weights clipped to [0, 1] after every step,
   outputs clamped to [0, 1].
-* Encoders (not given in the paper; methods.md §5.8 rec.): Conv1×1(in→128) → LReLU(0.2) →
+* Encoders (not given in the paper; the code lineage's widths): Conv1×1(in→128) → LReLU(0.2) →
   Conv1×1(→256) → LReLU → Conv1×1(→512) → LReLU → Conv1×1(→p) → abundance activation.
 * Loss (eqs. 16-19, sum-reduced L1): ``‖Z − Z̃_a‖ + α‖Z − Z̃_b‖ + β‖Y − Ỹ‖ + γ‖PSF(Y) − SRF(Z)‖
   + μ(Σ sum-to-one on A, A_h^a, A_h^b) + ν(KL(a ‖ A) + KL(a ‖ A_h^a))``, α = β = 10, γ = 100,
@@ -40,7 +40,7 @@ Choices and departures (also in ``HyCoNet.deviations`` and the config):
   feed every MS band (coverage unknown). The released code's SRF-learning flag bug (``isCalSP`` tested
   against ``'Yes'``, so the SRF was never learned) does not exist here: the SRF is learned in every
   non-oracle mode.
-* KL with abundances clamped to [1e-6, 1 − 1e-6] inside the logs (methods.md §5.8).
+* KL with abundances clamped to [1e-6, 1 − 1e-6] inside the logs (the clamped layers produce exact zeros).
 * Linear decay from the first iteration (``decay_start=0``; the code lineage holds the lr for 2000).
 
 Knowledge modes: ``oracle`` (PSF and SRF frozen at the truth), ``estimated`` (learned, started from
@@ -128,7 +128,7 @@ class HyCoNet(NetMethod):
     modes = ("oracle", "srf_support", "blind", "estimated")
     deviations = (
         "lr 5e-3 (paper) not 3e-3 (code); per-module lr multipliers (MSI encoder 0.5, PSF/SRF 0.2) from the code lineage",
-        "encoder layers not in the paper: 1x1 stack 128-256-512-p (methods.md 5.8)",
+        "encoder layers not in the paper: 1x1 stack 128-256-512-p (the code lineage's widths)",
         "clamp abundances (paper, Fig. 6); the released code defaults to softmax (abundance='softmax')",
         "PSF clamped >= 0 and renormalised to sum 1 after each step (paper: clamp to [0,1] only)",
         "SRF learned in every non-oracle mode (the released code's isCalSP flag bug disabled it); full coverage in blind mode",

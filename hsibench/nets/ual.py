@@ -1,8 +1,7 @@
 """UAL: unsupervised adaptation learning (supervised pre-training on synthetic scenes + per-image adaptation).
 
 Zhang, Nie, Wei, Zhang, Liao, Shao, "Unsupervised Adaptation Learning for Hyperspectral Imagery
-Super-resolution", CVPR 2020 (seed ``003``; methods.md §4, anchors.md §1.4). Re-implemented from
-the paper and the spec; no official code was used.
+Super-resolution", CVPR 2020. Re-implemented from the paper; no official code was used.
 
 Model (paper §3), with X the HrMSI (b×H×W), Y the LrHSI (B×h×w), P the SRF (b×B, given):
 
@@ -16,7 +15,7 @@ Model (paper §3), with X the HrMSI (b×H×W), Y the LrHSI (B×h×w), P the SRF 
   :class:`~hsibench.nets.layers.PSFLayer`.
 * **Pre-training** (eq. 3, ℓ1): the fusion module alone, supervised, on pairs (X = PZ,
   Y = blur_decimate(Z, k), Z) with random Gaussian PSFs k (size ∈ [5, 15] with the parity of s,
-  σ ∈ [0.5, 2]: the paper's ranges, methods.md §4.8 rec. 8), the given P and the same s, 90°
+  σ ∈ [0.5, 2]: the paper's ranges), the given P and the same s, 90°
   rotations and flips, no noise; Adam lr 1e-4 × 0.7 every 10 epochs, 150 epochs, batch 6,
   128×128 patches.
 * **Adaptation** (eq. 4, ℓ1 means with equal weights, as the code): ‖X − PẐ‖₁ + ‖Y − 𝓗(Ẑ)‖₁
@@ -54,8 +53,8 @@ Choices and departures (also in ``UAL.deviations`` and the config):
 * Per-group **weight decay** as Adam's L2 (gradient + wd·θ) through gradient hooks, since the engine
   has one ``weight_decay``; identical to two Adam groups with their own decay.
 * 𝒫_a/𝒫_b: M convs with ReLU between them and none after the last (SFT style, the paper's [23]);
-  separate weights per branch (methods.md §4.8 rec. 3; ``shared_guidance=True`` shares them).
-  Fusion head Conv(3w→w) → ReLU → Conv(w→B) (rec. 4). The adaptation module's output conv starts at
+  separate weights per branch (``shared_guidance=True`` shares them).
+  Fusion head Conv(3w→w) → ReLU → Conv(w→B). The adaptation module's output conv starts at
   zero, so Ẑ = Z̃ before adaptation (the paper gives no initialisation).
 * ``fusion_residual=True`` (``small`` preset only) adds Y↑ to the fusion output and zero-initialises
   the last head conv, so a short pre-training starts from Z̃ = Y↑ and learns only the detail
@@ -587,8 +586,8 @@ class UAL(NetMethod):
         "degeneration kernel non-negative and summing to 1, no bias, block-centred symmetric padding "
         "(code: free 32x32 conv with bias, replicate padding)",
         "LrHSI upsampled with the suite's block-centred bicubic (paper: bicubic; code: bilinear)",
-        "guidance blocks: M convs, linear last layer, separate weights per branch (methods.md 4.8 rec. 3); "
-        "fusion head conv-ReLU-conv (rec. 4); adaptation output conv zero-initialised",
+        "guidance blocks: M convs, linear last layer, separate weights per branch; "
+        "fusion head conv-ReLU-conv; adaptation output conv zero-initialised",
         "per-group weight decay as gradient hooks (Adam L2), since the engine has one weight_decay",
         "oracle mode freezes the degeneration net at the true PSF; srf_support/blind take P from the suite's "
         "estimator (UAL assumes P known)",
