@@ -80,5 +80,6 @@ def test_rows_carry_the_deviations_that_applied(tmp_path):
     assert all(x in d for x in cls.deviations + cls.preset_deviations["small"])
     assert any(x.startswith("parameter override: endmembers=5") for x in d)
     assert any(x.startswith("budget override: 3 iterations") for x in d)
+    assert rows["hyconet"]["info"]["knowledge"]["psf_init"] == "true (frozen)"  # what the PSF started from
     # the crop option kept the central 16x16 window
     assert rows["upsample"]["scene_meta"]["shape"][1:] == [16, 16]

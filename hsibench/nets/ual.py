@@ -49,7 +49,9 @@ Choices and departures (also in ``UAL.deviations`` and the config):
   32×32 conv with bias and replicate padding. Start (``blind``/``srf_support``): a Gaussian of
   σ = ``psf_init_sigma`` (3, the code's nominal value, the same for every study) on ``psf_size``
   taps (32, parity adjusted to s); ``psf_init_sigma=None`` starts from the uniform kernel, the
-  other nets' neutral start. Neither depends on the degradation under study.
+  other nets' neutral start. Neither depends on the degradation under study, but σ = 3 happens to
+  be close to the simulator's ``gauss_fwhm`` kernel at s = 8 (σ = 8/2.355 = 3.4): there the
+  ``paper``/``fast`` presets start near the truth (``psf_init_sigma=None`` removes that).
 * Per-group **weight decay** as Adam's L2 (gradient + wd·θ) through gradient hooks, since the engine
   has one ``weight_decay``; identical to two Adam groups with their own decay.
 * 𝒫_a/𝒫_b: M convs with ReLU between them and none after the last (SFT style, the paper's [23]);

@@ -163,7 +163,7 @@ def _kernel_error(est, true) -> float:
 #: What a result row keeps of a method's info (a ``stage1_`` prefix marks a net's first stage):
 #: the training trace and timing, so a short run can project a full budget's wall time.
 _KEPT_INFO = ("loss_curve", "iterations", "stopped", "srf_source", "notes", "train_seconds", "seconds_per_iteration",
-              "prior")
+              "prior", "knowledge")
 
 
 def _degradation_errors(info: dict, obs: Observation) -> dict[str, float]:
