@@ -158,8 +158,9 @@ class Method:
         []
         """
         out = list(self.deviations) + list(self.preset_deviations.get(self.preset, ()))
-        for k in sorted(self.overrides):
-            out.append(f"parameter override: {k}={_jsonable(self.overrides[k])!r} "
+        overrides = getattr(self, "overrides", {})  # a subclass that skipped Method.__init__ has none
+        for k in sorted(overrides):
+            out.append(f"parameter override: {k}={_jsonable(overrides[k])!r} "
                        f"(preset {self.preset!r}: {_jsonable(self._preset_values[k])!r})")
         return out
 
