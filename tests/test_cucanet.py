@@ -34,13 +34,16 @@ def test_registered_with_presets_and_modes():
     assert paper["lambda_lrmsi"] == 1000 and paper["lambda_asc"] == 0.01
     assert paper["lr_mult"] == {"msi_encoder": 0.5, "psf": 0.2, "attention": 0.2, "srf": 0.2}
     assert paper["attention_norm"] == "softmax" and paper["early_stop"] is False
+    assert create_method("cucanet").params == paper  # the unlabelled row is the paper's method
+    small = create_method("cucanet", "small").params
+    assert small["attention_norm"] == "mean1" and small["abundance"] == "softmax"
 
 
 def test_blind_beats_upsample_and_learns_psf_srf(scene):
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", TEST_ITERS)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("cucanet", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("cucanet", "small", **TEST_PARAMS), obs.lr, obs.msi, ctx)
     assert res.hr.dtype == np.float32 and res.hr.shape == X.shape
     gain = psnr(X, res.hr) - psnr(X, up)
     assert gain > MARGIN_DB, f"CUCaNet only {gain:.2f} dB over upsample"
@@ -54,7 +57,7 @@ def test_blind_beats_upsample_and_learns_psf_srf(scene):
 
 def test_same_seed_same_output(scene):
     X, wl, obs = scene
-    m = create_method("cucanet", "fast", **TEST_PARAMS)
+    m = create_method("cucanet", "small", **TEST_PARAMS)
     a = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 20, seed=3)).hr
     b = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 20, seed=3)).hr
     np.testing.assert_array_equal(a, b)
@@ -63,13 +66,13 @@ def test_same_seed_same_output(scene):
 @pytest.mark.parametrize("kw", [dict(attention=False), dict(attention_norm="softmax")])
 def test_variants_run(scene, kw):
     X, wl, obs = scene
-    res = run_method(create_method("cucanet", "fast", **TEST_PARAMS, **kw), obs.lr, obs.msi, ctx_for(obs, wl, "blind", 5))
+    res = run_method(create_method("cucanet", "small", **TEST_PARAMS, **kw), obs.lr, obs.msi, ctx_for(obs, wl, "blind", 5))
     assert np.all(np.isfinite(res.hr))
 
 
 def test_oracle_freezes_truth_and_srf_support_masks(scene):
     X, wl, obs = scene
-    m = create_method("cucanet", "fast", **TEST_PARAMS)
+    m = create_method("cucanet", "small", **TEST_PARAMS)
     info = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 10)).info
     np.testing.assert_allclose(info["learned_psf"], obs.psf, atol=1e-6)
     np.testing.assert_allclose(info["learned_srf"], obs.srf, atol=1e-6)
@@ -82,7 +85,7 @@ def test_estimated_starts_from_the_estimate(scene):
     guess_psf = np.full((4, 4), 1 / 16)
     guess_srf = obs.srf * 0.5 + 0.5 * obs.coverage / obs.coverage.sum(1, keepdims=True)
     ctx = Context(scale=4, mode="estimated", psf=guess_psf, srf=guess_srf, coverage=obs.coverage, iterations=5)
-    info = run_method(create_method("cucanet", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx).info
+    info = run_method(create_method("cucanet", "small", **TEST_PARAMS), obs.lr, obs.msi, ctx).info
     np.testing.assert_allclose(info["initial_psf"], guess_psf, atol=1e-7)
     np.testing.assert_allclose(info["initial_srf"], guess_srf, atol=1e-6)
     assert info["knowledge"]["psf_init"] == "estimate" and info["knowledge"]["srf_init"] == "estimate"
@@ -93,14 +96,14 @@ def test_nan_guard(scene):
     msi = obs.msi.copy()
     msi[1, 5, 5] = np.inf
     with pytest.raises(MethodError, match="non-finite loss at iteration 0"):
-        create_method("cucanet", "fast", **TEST_PARAMS).fuse(obs.lr, msi, ctx_for(obs, wl, "blind", 10))
+        create_method("cucanet", "small", **TEST_PARAMS).fuse(obs.lr, msi, ctx_for(obs, wl, "blind", 10))
 
 
 @pytest.mark.slow
-def test_fast_preset_beats_upsample(scene):
-    """The full ``fast`` preset (its own budget, plateau stop on) on the synthetic scene."""
+def test_small_preset_beats_upsample(scene):
+    """The full ``small`` preset (its own budget, plateau stop on) on the synthetic scene."""
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", None)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("cucanet", "fast"), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("cucanet", "small"), obs.lr, obs.msi, ctx)
     assert psnr(X, res.hr) - psnr(X, up) > 2 * MARGIN_DB

@@ -34,13 +34,18 @@ def test_registered_with_presets_and_modes():
     assert (paper["lambda_rec"], paper["lambda_deg"], paper["lambda_abund"], paper["lambda_asc"]) == (100, 10, 1, 0.01)
     assert (paper["omega"], paper["mu"], paper["blocks"], paper["width"]) == (5e-4, 5e-4, 3, 60)
     assert paper["perceptual"] is False and paper["early_stop"] is False
+    # the paper's PSF branch: ReLU, no position bias (small: softplus + position bias)
+    assert paper["psf_activation"] == "relu" and paper["psf_position_bias"] is False
+    small = create_method("eu2adl", "small").params
+    assert small["psf_activation"] == "softplus" and small["psf_position_bias"] is True
+    assert any("VGG" in d for d in create_method("eu2adl", "paper").applied_deviations)
 
 
 def test_blind_beats_upsample_and_learns_psf(scene):
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", TEST_ITERS)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("eu2adl", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("eu2adl", "small", **TEST_PARAMS), obs.lr, obs.msi, ctx)
     assert res.hr.dtype == np.float32 and res.hr.shape == X.shape
     gain = psnr(X, res.hr) - psnr(X, up)
     assert gain > MARGIN_DB, f"EU2ADL only {gain:.2f} dB over upsample"
@@ -54,7 +59,7 @@ def test_blind_beats_upsample_and_learns_psf(scene):
 
 def test_srf_support_masks_adl_srf(scene):
     X, wl, obs = scene
-    info = run_method(create_method("eu2adl", "fast", **TEST_PARAMS), obs.lr, obs.msi,
+    info = run_method(create_method("eu2adl", "small", **TEST_PARAMS), obs.lr, obs.msi,
                       ctx_for(obs, wl, "srf_support", 10)).info
     assert np.all(info["learned_srf"][~obs.coverage] == 0)
     np.testing.assert_allclose(info["learned_srf"].sum(1), 1, atol=1e-5)
@@ -62,7 +67,7 @@ def test_srf_support_masks_adl_srf(scene):
 
 def test_same_seed_same_output(scene):
     X, wl, obs = scene
-    m = create_method("eu2adl", "fast", **TEST_PARAMS)
+    m = create_method("eu2adl", "small", **TEST_PARAMS)
     a = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "blind", 10, seed=3)).hr
     b = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "blind", 10, seed=3)).hr
     np.testing.assert_array_equal(a, b)
@@ -70,7 +75,7 @@ def test_same_seed_same_output(scene):
 
 def test_oracle_skips_stage1_and_estimated_starts_from_estimate(scene):
     X, wl, obs = scene
-    m = create_method("eu2adl", "fast", **TEST_PARAMS)
+    m = create_method("eu2adl", "small", **TEST_PARAMS)
     info = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 5)).info
     assert info["stage1_iterations"] == 0
     np.testing.assert_allclose(info["learned_psf"], obs.psf, atol=1e-6)
@@ -81,6 +86,10 @@ def test_oracle_skips_stage1_and_estimated_starts_from_estimate(scene):
     info = run_method(m, obs.lr, obs.msi, ctx).info
     np.testing.assert_allclose(info["initial_psf"], guess_psf, atol=1e-4)
     np.testing.assert_allclose(info["initial_srf"], guess_srf, atol=2e-3)
+    # the paper's ReLU branch starts from the estimate too (no softplus inverse)
+    relu = create_method("eu2adl", "small", **TEST_PARAMS, psf_activation="relu")
+    info = run_method(relu, obs.lr, obs.msi, ctx).info
+    np.testing.assert_allclose(info["initial_psf"], guess_psf, atol=1e-4)
 
 
 def test_psf_branch_guard_never_nan(scene):
@@ -102,10 +111,10 @@ def test_psf_branch_guard_never_nan(scene):
 
 def test_perceptual_needs_weights_and_runs_with_random_ones(scene):
     X, wl, obs = scene
-    m = create_method("eu2adl", "fast", **TEST_PARAMS, perceptual=True)
+    m = create_method("eu2adl", "small", **TEST_PARAMS, perceptual=True)
     with pytest.raises(MethodError, match="VGG-16 weights"):
         m.fuse(obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 2))
-    m = create_method("eu2adl", "fast", **TEST_PARAMS, perceptual=True, vgg_weights="random")
+    m = create_method("eu2adl", "small", **TEST_PARAMS, perceptual=True, vgg_weights="random")
     res = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 2))
     assert res.info["perceptual"] is True and np.all(np.isfinite(res.hr))
 
@@ -115,14 +124,14 @@ def test_nan_guard(scene):
     lr = obs.lr.copy()
     lr[3, 2, 2] = np.nan
     with pytest.raises(MethodError, match="non-finite loss at iteration 0"):
-        create_method("eu2adl", "fast", **TEST_PARAMS).fuse(lr, obs.msi, ctx_for(obs, wl, "blind", 10))
+        create_method("eu2adl", "small", **TEST_PARAMS).fuse(lr, obs.msi, ctx_for(obs, wl, "blind", 10))
 
 
 @pytest.mark.slow
-def test_fast_preset_beats_upsample(scene):
-    """The full ``fast`` preset (its own budget, plateau stop on) on the synthetic scene."""
+def test_small_preset_beats_upsample(scene):
+    """The full ``small`` preset (its own budget, plateau stop on) on the synthetic scene."""
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", None)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("eu2adl", "fast"), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("eu2adl", "small"), obs.lr, obs.msi, ctx)
     assert psnr(X, res.hr) - psnr(X, up) > 2 * MARGIN_DB

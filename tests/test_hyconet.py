@@ -28,19 +28,25 @@ def test_registered_with_presets_and_modes():
     cls = get_method("hyconet")
     assert cls.family == "deep"
     assert set(cls.modes) == {"oracle", "srf_support", "blind", "estimated"}
-    assert {"default", "fast", "paper"} <= set(cls.presets)
+    assert {"default", "fast", "small", "paper"} <= set(cls.presets)
     paper = create_method("hyconet", "paper").params
     assert paper["iterations"] == 10000 and paper["endmembers"] == 100 and paper["lr"] == 5e-3
     assert (paper["alpha"], paper["beta"], paper["gamma"], paper["mu"], paper["nu"]) == (10, 10, 100, 1e-3, 1e-3)
     assert paper["early_stop"] is False
-    assert create_method("hyconet", "fast").params["early_stop"] is True
+    fast = create_method("hyconet", "fast").params
+    assert fast["early_stop"] is True and fast["iterations"] < paper["iterations"]
+    assert {k: v for k, v in fast.items() if k not in ("iterations", "early_stop") and not k.startswith("plateau_")} == \
+        {k: v for k, v in paper.items() if k not in ("iterations", "early_stop") and not k.startswith("plateau_")}
+    small = create_method("hyconet", "small")
+    assert small.params["early_stop"] is True and small.params["endmembers"] < paper["endmembers"]
+    assert any("p = 30" in d for d in small.applied_deviations)
 
 
 def test_blind_beats_upsample_and_learns_psf_srf(scene):
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", TEST_ITERS)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("hyconet", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("hyconet", "small", **TEST_PARAMS), obs.lr, obs.msi, ctx)
     assert res.hr.dtype == np.float32 and res.hr.shape == X.shape
     gain = psnr(X, res.hr) - psnr(X, up)
     assert gain > MARGIN_DB, f"HyCoNet only {gain:.2f} dB over upsample"
@@ -57,14 +63,14 @@ def test_blind_beats_upsample_and_learns_psf_srf(scene):
 
 def test_srf_support_respects_coverage(scene):
     X, wl, obs = scene
-    res = run_method(create_method("hyconet", "fast", **TEST_PARAMS), obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 20))
+    res = run_method(create_method("hyconet", "small", **TEST_PARAMS), obs.lr, obs.msi, ctx_for(obs, wl, "srf_support", 20))
     assert np.all(res.info["learned_srf"][~obs.coverage] == 0)
     assert res.info["knowledge"]["srf_coverage"] == "given"
 
 
 def test_same_seed_same_output(scene):
     X, wl, obs = scene
-    m = create_method("hyconet", "fast", **TEST_PARAMS)
+    m = create_method("hyconet", "small", **TEST_PARAMS)
     a = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "blind", 25, seed=3)).hr
     b = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "blind", 25, seed=3)).hr
     c = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "blind", 25, seed=4)).hr
@@ -74,7 +80,7 @@ def test_same_seed_same_output(scene):
 
 def test_oracle_freezes_truth_and_estimated_starts_from_estimate(scene):
     X, wl, obs = scene
-    m = create_method("hyconet", "fast", **TEST_PARAMS)
+    m = create_method("hyconet", "small", **TEST_PARAMS)
     info = run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 15)).info
     np.testing.assert_allclose(info["learned_psf"], obs.psf, atol=1e-6)
     np.testing.assert_allclose(info["learned_srf"], obs.srf, atol=1e-6)
@@ -91,16 +97,16 @@ def test_nan_guard(scene):
     X, wl, obs = scene
     lr = obs.lr.copy()
     lr[0, 0, 0] = np.nan  # bypasses run_method's input check on purpose
-    m = create_method("hyconet", "fast", **TEST_PARAMS)
+    m = create_method("hyconet", "small", **TEST_PARAMS)
     with pytest.raises(MethodError, match="non-finite loss at iteration 0"):
         m.fuse(lr, obs.msi, ctx_for(obs, wl, "blind", 10))
 
 
 @pytest.mark.slow
-def test_fast_preset_beats_upsample(scene):
-    """The full ``fast`` preset (its own budget, plateau stop on) on the synthetic scene."""
+def test_small_preset_beats_upsample(scene):
+    """The full ``small`` preset (its own budget, plateau stop on) on the synthetic scene."""
     X, wl, obs = scene
     ctx = ctx_for(obs, wl, "blind", None)
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
-    res = run_method(create_method("hyconet", "fast"), obs.lr, obs.msi, ctx)
+    res = run_method(create_method("hyconet", "small"), obs.lr, obs.msi, ctx)
     assert psnr(X, res.hr) - psnr(X, up) > 2 * MARGIN_DB

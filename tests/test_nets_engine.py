@@ -158,7 +158,7 @@ def test_progress_bar_runs(capsys):
     assert res.iterations == 30 and math.isfinite(res.final_losses["total"])
 
 
-@pytest.mark.parametrize("name", ["hyconet", "cucanet", "eu2adl", "ual"])
+@pytest.mark.parametrize("name", ["hyconet", "cucanet", "eu2adl", "ual", "cycfusion"])
 def test_every_net_preset_builds_a_train_config(name):
     from hsibench.methods import create_method, get_method
 

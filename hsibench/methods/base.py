@@ -65,6 +65,7 @@ class Context:
     iterations: int | None = None
     progress: bool = False
     knowledge_source: dict[str, str] = field(default_factory=dict)
+    scene: str | None = None
 
     def __post_init__(self):
         if self.mode not in KNOWLEDGE_MODES:
@@ -119,6 +120,10 @@ class Method:
     uses: ClassVar[tuple[str, ...]] = ()  # what it exploits when given (e.g. to initialise learned layers)
     presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     summary: ClassVar[str] = ""
+    #: Departures from the paper that hold for every preset.
+    deviations: ClassVar[tuple[str, ...]] = ()
+    #: Further departures of a named preset (e.g. ``{"small": (...), "fast": (...)}``).
+    preset_deviations: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, preset: str = "default", **params):
         if preset not in self.presets:
@@ -128,9 +133,42 @@ class Method:
         unknown = set(params) - set(defaults)
         if unknown:
             raise InputError(f"{self.name}: unknown parameters {sorted(unknown)}; known: {sorted(defaults)}")
+        preset_values = dict(defaults)
         defaults.update(params)
         self.preset = preset
         self.params = defaults
+        self.overrides = {k: v for k, v in params.items() if _jsonable(v) != _jsonable(preset_values[k])}
+        self._preset_values = preset_values
+
+    @property
+    def applied_deviations(self) -> list[str]:
+        """Every departure from the paper that applies to this instance.
+
+        Returns
+        -------
+        list of str
+            The method-level :attr:`deviations`, then those of the chosen preset
+            (:attr:`preset_deviations`), then one entry per parameter the caller overrode
+            (``"parameter override: key=value (preset 'p': old)"``).
+
+        Example
+        -------
+        >>> from hsibench.methods import create_method
+        >>> create_method("upsample").applied_deviations
+        []
+        """
+        out = list(self.deviations) + list(self.preset_deviations.get(self.preset, ()))
+        overrides = getattr(self, "overrides", {})  # a subclass that skipped Method.__init__ has none
+        for k in sorted(overrides):
+            out.append(f"parameter override: {k}={_jsonable(overrides[k])!r} "
+                       f"(preset {self.preset!r}: {_jsonable(self._preset_values[k])!r})")
+        return out
+
+    @property
+    def label_tag(self) -> str | None:
+        """A tag the result label carries besides the preset (e.g. where a learned prior came from);
+        ``None`` for most methods."""
+        return None
 
     def fuse(self, lr, msi, ctx: Context):  # pragma: no cover - interface
         """Return the HrHSI (L, H, W), or ``(hr, info_dict)``."""
@@ -150,6 +188,8 @@ class Method:
             "paper": cls.paper,
             "presets": list(cls.presets),
             "summary": cls.summary,
+            "deviations": list(cls.deviations),
+            "preset_deviations": {k: list(v) for k, v in cls.preset_deviations.items()},
         }
 
     def __call__(self, lr, msi, ctx: Context) -> FusionResult:

@@ -1,8 +1,8 @@
 """CUCaNet: cross-attention in coupled unmixing nets.
 
 Yao, Hong, Chanussot, Meng, Zhu, Xu, "Cross-Attention in Coupled Unmixing Nets for Unsupervised
-Hyperspectral Super-Resolution", ECCV 2020 (seed ``000``; methods.md §1, anchors.md §1.1).
-Re-implemented from the paper and the layer/loss facts collected in the spec; no official code used.
+Hyperspectral Super-Resolution", ECCV 2020.
+Re-implemented from the paper and published facts about the released code; no official code used.
 
 Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
@@ -12,7 +12,7 @@ Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
   with u_c an h×w filter (a depthwise conv over the whole LR image), ``δ(o)`` = softmax over the
   channels, applied to G; spatial statistics from the HrMSI branch, ``S = Σ_c v_c ⊛ G_c`` (3×3, C→1),
   ``δ(S)`` = softmax over the H·W positions, brought to h×w by a second learned s×s stride-s layer
-  (the code's solution, methods.md §1.9.3) and applied to F. Inputs of the heads:
+  (the released code's solution) and applied to F. Inputs of the heads:
   ``[F ; F ⊙ δ(S)]`` and ``[G ; G ⊙ δ(o)]`` (1024 channels).
 * Heads: Conv1×1 1024→K, clamp to [0, 1] (the ANC; Table 1: clamp beats softmax), K = 128.
 * Decoders: f_de (K→L, the endmembers) and g_de (K→l), bias-free 1×1 convs, weights clipped to
@@ -27,32 +27,36 @@ Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
 Choices and departures (also in ``CUCaNet.deviations`` and the config):
 
-* **Attention normalisation** ``attention_norm="mean1"`` (default, ``fast``): the softmax maps are
-  multiplied by their number of elements (C for δ(o), H·W for δ(S)) so the attended copy starts on the
-  scale of the features; a literal softmax (``"softmax"``, used by the ``paper`` preset) scales the
-  attended copy by ~1/C and ~1/(H·W), which leaves that half of the 1024 head inputs near zero at
-  Kaiming initialisation.
+* **Attention normalisation**: ``attention_norm="softmax"`` (``paper``, ``default``, ``fast``) is the
+  paper's literal softmax, which scales the attended copy by ~1/C and ~1/(H·W) and so leaves that half
+  of the 1024 head inputs near zero at Kaiming initialisation; ``"mean1"`` (``small``) multiplies the
+  maps by their number of elements (C for δ(o), H·W for δ(S)) so the attended copy starts on the
+  scale of the features.
 * Attention init: u = 1/(h·w) (a channel mean), v = 1/(9·C) (a local mean of the channel average;
   the code's 1/9 "mean" init on a 512-channel conv gives logits in the hundreds and a one-hot δ(S)).
 * **PSF** clamped ≥ 0 and renormalised to sum 1 after every step (the code leaves it unconstrained;
-  methods.md §1.9.7); the attention resizer uses the same constrained layer.
+  a renormalised projection is the usual fix); the attention resizer uses the same constrained layer.
 * **SRF**: restricted to the band coverage in ``srf_support`` mode (the code uses the true SRF's
-  support); ``blind`` = full coverage (the "fully blind" variant of methods.md §1.9.7).
+  support); ``blind`` = full coverage (a "fully blind" variant).
 * KL sparsity: the paper's element-wise Bernoulli KL with ε = 0.01 (the code computes a different,
   softmax-based quantity), abundances clamped to [1e-6, 1 − 1e-6] inside the logs.
-* LrMSI weight λ_F = 1000 (methods.md §1.5 rec.; anchors.md quotes 10 000 for another logged run).
+* LrMSI weight λ_F = 1000 (a logged run of the released code used 10 000).
 * No validation-based early stopping in ``paper`` (single-image fusion has no validation set).
-* ``fast`` preset: widths 16-32-64, K = 30, 1200 iterations, lr 1e-2 and **softmax abundances**
-  (the code's ``useSoftmax`` option). At a short budget the clamp heads fit slowly (many outputs
-  start outside [0, 1] with zero gradient): on CAVE balloons (128×128 crop, s = 8, blind,
-  1200 iterations) clamp/lr 5e-3 36.4 dB, clamp/lr 1e-2 38.7 dB, softmax/lr 1e-2 40.5 dB
-  (SAM 5.4° → 2.0°); bicubic 30.2 dB. ``paper`` and ``default`` keep the paper's clamp.
+* Presets. ``paper`` (= ``default``): everything above. ``fast``: the paper's network, losses and
+  learning rates with the schedule compressed to 1500 iterations (constant for the first 20 %, then
+  linear to 0) and the plateau stop on; nothing else changes. ``small`` (its own deviations): widths
+  16-32-64, K = 30, 1200 iterations, lr 1e-2, mean-1 attention maps and **softmax abundances** (the
+  code's ``useSoftmax`` option). At a short budget the clamp heads fit slowly (many outputs start
+  outside [0, 1] with zero gradient): on CAVE balloons (128×128 crop, s = 8, blind, 1200
+  iterations, narrow widths) clamp/lr 5e-3 36.4 dB, clamp/lr 1e-2 38.7 dB, softmax/lr 1e-2 40.5 dB
+  (SAM 5.4° → 2.0°); bicubic 30.2 dB. Results labelled ``cucanet[fast]`` before the presets were
+  split used what is now ``small``.
 
 Knowledge modes: ``oracle`` (PSF/SRF frozen at the truth), ``estimated`` (learned from the estimate),
 ``srf_support`` (the code's setting), ``blind``.
 
 Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-4, so these are upper bounds): ``fast`` on a 128×128×31 scene at s = 8:
+(load average 2-4, so these are upper bounds): ``small`` on a 128×128×31 scene at s = 8:
 0.145 s/iteration → 1200 iterations in 178 s (CAVE balloons centre crop: 40.5 dB vs bicubic
 30.2 dB); on the full 256×256 balloons ≈ 0.7-0.9 s/iteration. ``paper`` preset: 2.7 s/iteration at
 128×128 (≈ 7.6 h for 10 000 iterations) and 12.9 s/iteration at 256×256 (≈ 36 h).
@@ -179,21 +183,31 @@ class CUCaNet(NetMethod):
     summary = "2 coupled unmixing AEs with cross-attention + spatial-spectral consistency (learned PSF/SRF)"
     modes = ("oracle", "srf_support", "blind", "estimated")
     deviations = (
-        "attention maps scaled to mean 1 (attention_norm='mean1'; paper preset keeps the literal softmax)",
         "attention init: spectral filter 1/(h*w), spatial 3x3 conv 1/(9*C)",
         "PSF (and the attention resizer) clamped >= 0 and renormalised to sum 1 (code: unconstrained)",
         "blind mode learns the SRF over all HS bands (code: true-SRF support = srf_support mode)",
         "paper's element-wise KL sparsity (eps 0.01) instead of the code's softmax-based variant",
         "K, layer widths, loss weights and per-module lr multipliers from the released-code facts (paper gives none)",
-        "fast preset only: softmax abundances and lr 1e-2 (clamp heads converge too slowly for 1200 iterations)",
     )
+    preset_deviations = {
+        "fast": (
+            "schedule compressed: 1500 iterations (paper 10 000), constant for 20 % then linear to 0, plateau stop on",
+        ),
+        "small": (
+            "narrow trunks 16-32-64 (paper 128-256-512) and K = 30 (paper 128)",
+            "softmax abundances (the code's useSoftmax; paper: clamp) and lr 1e-2 (paper 5e-3): the clamp heads "
+            "converge too slowly for 1200 iterations",
+            "attention maps scaled to mean 1 (attention_norm='mean1'; paper: literal softmax)",
+            "1200 iterations (paper 10 000), plateau stop on",
+        ),
+    }
     presets = {
         "default": {
             **ENGINE_DEFAULTS,
             "endmembers": 128,
             "widths": (128, 256, 512),
             "attention": True,
-            "attention_norm": "mean1",
+            "attention_norm": "softmax",
             "abundance": "clamp",
             "lambda_lrhsi": 10.0,
             "lambda_hrmsi": 10.0,
@@ -212,10 +226,18 @@ class CUCaNet(NetMethod):
             "schedule": "lambda",
             "decay_start": 0.2,
         },
-        "paper": {"attention_norm": "softmax"},
+        "paper": {},
         "fast": {
+            "iterations": 1500,
+            "early_stop": True,
+            "plateau_window": 250,
+            "plateau_tol": 1e-3,
+            "plateau_patience": 3,
+        },
+        "small": {
             "endmembers": 30,
             "widths": (16, 32, 64),
+            "attention_norm": "mean1",
             "abundance": "softmax",
             "lr": 1e-2,
             "iterations": 1200,

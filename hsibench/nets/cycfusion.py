@@ -1,8 +1,8 @@
 """CycFusion: unsupervised HSI–MSI fusion by cycle consistency between the LrHSI and HrMSI domains.
 
 Shi, Zhang, Altmann, Chen, "Unsupervised Hyperspectral and Multispectral Image Fusion Based on the
-Cycle Consistency" (arXiv 2307.03413; seed ``002``; methods.md §3, anchors.md §1.5). The official
-repository holds only a README, so this is a re-implementation from the paper and the spec.
+Cycle Consistency" (arXiv 2307.03413). The official
+repository holds only a README, so this is a re-implementation from the paper.
 
 Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
 
@@ -10,11 +10,11 @@ Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
   F_z (SRF): a 1×1 conv whose rows are softmax-normalised over the HS bands (eq. 7). Both are the
   suite's :class:`~hsibench.nets.layers.PSFLayer` / :class:`~hsibench.nets.layers.SRFLayer` with
   ``param="softmax"``, i.e. the paper's parameterisation (the PSF layer applies the kernel with the
-  suite's block-centred geometry, conventions.md). Kaiming-normal logits (Algorithm 1) are handed to
+  suite's block-centred geometry, ``docs/``). Kaiming-normal logits (Algorithm 1) are handed to
   the layers as the kernels they define; the layers mix 1e-3 of the uniform kernel into a given start.
 * G_y (spatial up-sampling): log2(s) interpolation blocks ``ReLU(IN(Conv3×3(bicubic↑2(·))))`` (5 for
   s = 32 in the paper; block i has its own weights and the Table II width of row i), then the
-  refining block ``σ(Conv1×1(ReLU(IN(Conv1×1(·)))))`` (methods.md §3.3 reconstruction of the
+  refining block ``σ(Conv1×1(ReLU(IN(Conv1×1(·)))))`` (a reconstruction of the
   missing eq. 9). G_z (spectral up-sampling, eq. 10): five ``ReLU(IN(Conv1×1))`` layers, then
   ``σ(Conv1×1)``. Table II widths: G_y 32-64-128-128-128 + refine 128, G_z 32-64-128-128-128 (the
   missing Table II row is 128: the parameter count then matches Table V's 0.47 M for CAVE).
@@ -31,26 +31,31 @@ Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
 Choices and departures (also in ``CycFusion.deviations`` and the config):
 
 * **Maximum lr 1e-3** (``lr``): the paper gives it only in its Fig. 3, which the seed text lacks;
-  1e-3 is the paper's pre-training lr and methods.md §3.8's recommendation.
+  1e-3 is the paper's pre-training lr.
 * **One-cycle shape**: the engine's ``cosine`` schedule with a linear warm-up from ~0 over
   ``warmup`` iterations, then cosine to 0 (PyTorch's ``OneCycleLR`` warms up along a cosine from
   max/25 and ends at max/2.5e5). With ``ctx.iterations`` the warm-up and the pre-training are
   scaled by the same ratio, so a shortened budget keeps the paper's 1/3 + 2/3 shape.
-* **L1 reduction: mean per term** (methods.md §3.8 rec. 5): the terms mix LR- and HR-sized images and
+* **L1 reduction: mean per term**: the terms mix LR- and HR-sized images and
   the paper weights them equally; a sum would let the HR terms dominate by s².
 * **G_y widths for s ≠ 32**: the first log2(s) Table II widths (32-64-128 at s = 8); widths beyond
-  the table repeat its last one. A scale that is not a power of two (≥ 2) raises
-  :class:`~hsibench.methods.MethodError` (the ×2 interpolation blocks cannot reach it).
+  the table repeat its last one. A scale that is not a power of two (≥ 2) is
+  :class:`~hsibench.methods.NotApplicable` (the ×2 interpolation blocks cannot reach it; recorded as
+  "not applicable", not as a failure).
 * ``width_mult`` (1): the paper's text says the hidden widths are doubled for Chikusei/Pavia, but its
-  Table V parameter counts match the un-doubled widths (methods.md §3.3), so 1 is kept everywhere.
+  Table V parameter counts match the un-doubled widths, so 1 is kept everywhere.
 * Zero padding in the 3×3 convs; bicubic with ``align_corners=False`` (neither is stated).
 * Knowledge modes: ``oracle`` = the paper's CycFusion-noblind (pre-training skipped, PSF/SRF frozen
-  at the truth, held exactly by the layers' frozen clamp form; methods.md §3.8 rec. 11);
+  at the truth, held exactly by the layers' frozen clamp form);
   ``estimated``: the PSF/SRF logits start from the estimate (log of the kernel, mixed with 1e-3 of
-  the uniform one) instead of Kaiming-normal, then pre-training and fine-tuning run as in the blind
-  case; ``srf_support``: masked softmax, zero SRF weight outside the band coverage; ``blind``:
+  the uniform one) instead of Kaiming-normal and the pre-training is skipped (the estimate takes its
+  place), then the joint training fine-tunes them as in the blind case; ``srf_support``: masked softmax, zero SRF weight outside the band coverage; ``blind``:
   softmax over every HS band (the paper's setting).
-* ``fast`` preset (CPU budget): widths G_y 16-16-32(-32-32), refine 32, G_z 16-32-32-32-32;
+* Presets. ``paper`` (= ``default``): everything above. ``fast``: the paper's networks, losses and
+  learning rates with the schedules compressed ten-fold: pre-training 1000 iterations, training
+  3000 (1000 warm-up + 2000 cosine), plateau stop on after 2000; nothing else changes. ``small``
+  (its own deviations, the former ``fast``: results labelled ``cycfusion[fast]`` before the presets
+  were split used it): widths G_y 16-16-32(-32-32), refine 32, G_z 16-32-32-32-32;
   pre-training 1000 iterations at lr 1e-2 (LR-sized, ~2 ms each); training 600 iterations, one-cycle
   with 200 warm-up, **max lr 5e-2** and the PSF/SRF fine-tuned at 0.02× that (= the paper's 1e-3),
   plateau stop on. At 600 iterations the one-cycle peak matters most (CAVE balloons 128×128 centre
@@ -61,7 +66,7 @@ Choices and departures (also in ``CycFusion.deviations`` and the config):
 
 Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
 with a long benchmark run (load average 2-4.5, CPU pressure up to 90 %, so these are upper bounds):
-``fast`` on a 128×128×31 scene at s = 8: pre-training 1000 × 1.6 ms + training 600 × 0.23-0.24 s →
+``small`` on a 128×128×31 scene at s = 8: pre-training 1000 × 1.6 ms + training 600 × 0.23-0.24 s →
 144-148 s in all (CAVE balloons centre crop: blind 41.4 dB, oracle 42.0 dB, bicubic 30.2 dB; blind
 PSF error 0.97 → 0.05, SRF error 0.81 → 0.35); ≈ 0.9 s/iteration on the full 256×256 balloons.
 ``paper`` preset: pre-training ≈ 2 ms/iteration (≈ 20 s), training 1.4 s/iteration at 128×128
@@ -77,7 +82,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..methods.base import Context, MethodError
+from ..methods.base import Context, MethodError, NotApplicable
 from ..methods.registry import register
 from .engine import ENGINE_DEFAULTS, NetMethod, TrainConfig, train
 from .layers import PSFLayer, SRFLayer, degradation_layers, kaiming_init
@@ -91,17 +96,17 @@ PAPER_SPECTRAL_WIDTHS = (32, 64, 128, 128, 128)
 
 
 def n_interp_blocks(scale: int) -> int:
-    """log2(scale) for a power of two ≥ 2; a clear :class:`MethodError` otherwise."""
+    """log2(scale) for a power of two ≥ 2; :class:`NotApplicable` otherwise."""
     s = int(scale)
     if s < 2 or s & (s - 1):
-        raise MethodError(
+        raise NotApplicable(
             f"CycFusion upsamples by x2 interpolation blocks, so the scale must be a power of two >= 2; got {scale}"
         )
     return s.bit_length() - 1
 
 
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean-reduced L1 (methods.md §3.8 rec. 5)."""
+    """Mean-reduced L1 (one mean per term, so LR- and HR-sized terms weigh alike)."""
     return (a - b).abs().mean()
 
 
@@ -227,16 +232,28 @@ class CycFusion(NetMethod):
     modes = ("oracle", "srf_support", "blind", "estimated")
     deviations = (
         "re-implementation from the paper (the official repository holds no code)",
-        "one-cycle max lr 1e-3 (only in the paper's Fig. 3; methods.md rec.); linear warm-up from 0 then cosine "
+        "one-cycle max lr 1e-3 (only in the paper's Fig. 3, not in its text); linear warm-up from 0 then cosine "
         "to 0 (the engine's schedule) instead of OneCycleLR's cosine warm-up from max/25",
         "mean-reduced L1 per loss term (reduction not stated)",
         "G_y for scale s uses log2(s) interpolation blocks with the first log2(s) Table II widths; "
-        "non-power-of-two scales are rejected",
+        "a scale that is not a power of two is not applicable (no resize fallback)",
         "reconstructed eq. 9 (missing in the text): IN + ReLU after every hidden conv, sigmoid output",
-        "oracle (CycFusion-noblind) freezes the true PSF/SRF; estimated starts the pre-training from the estimate",
-        "fast preset only: reduced widths, 1000 + 600 iterations, pre-training lr 1e-2, one-cycle max lr 5e-2 "
-        "with PSF/SRF fine-tuned at 1e-3 (0.02x), plateau stop",
+        "oracle (CycFusion-noblind) freezes the true PSF/SRF; estimated starts the PSF/SRF logits from the "
+        "estimate (no pre-training) and fine-tunes them",
+        "bicubic x2 with align_corners=False; zero padding in the 3x3 convs; Kaiming-normal convs, zero biases",
     )
+    preset_deviations = {
+        "fast": (
+            "schedules compressed ten-fold: pre-training 1000 iterations (paper 10 000), training 3000 = 1000 "
+            "warm-up + 2000 cosine (paper 10 000 + 20 000), plateau stop on after 2000",
+        ),
+        "small": (
+            "narrow widths: G_y 16-16-32(-32-32), refine 32, G_z 16-32-32-32-32 (paper 32-64-128-128-128, 128)",
+            "pre-training 1000 iterations at lr 1e-2 (paper 10 000 at 1e-3)",
+            "training 600 iterations (200 warm-up) at one-cycle max lr 5e-2 (paper 30 000 at 1e-3) with the "
+            "PSF/SRF at 0.02x (= 1e-3), plateau stop on",
+        ),
+    }
     presets = {
         "default": {
             **ENGINE_DEFAULTS,
@@ -261,6 +278,16 @@ class CycFusion(NetMethod):
         },
         "paper": {},
         "fast": {
+            "stage1_iterations": 1000,
+            "iterations": 3000,
+            "warmup": 1000,
+            "early_stop": True,
+            "plateau_window": 100,
+            "plateau_tol": 1e-3,
+            "plateau_patience": 3,
+            "min_iterations": 2000,
+        },
+        "small": {
             "spatial_widths": (16, 16, 32, 32, 32),
             "refine_width": 32,
             "spectral_widths": (16, 32, 32, 32, 32),
@@ -309,8 +336,9 @@ class CycFusion(NetMethod):
                                self._widths([p["refine_width"]])[0], self._widths(p["spectral_widths"])).to(device)
         info: dict[str, Any] = {"initial_psf": psf.initial_kernel(), "initial_srf": srf.initial_matrix()}
 
-        # Pre-training (eq. 18) of the PSF/SRF logits alone; skipped when they are frozen (oracle).
-        if psf.learn or srf.learn:
+        # Pre-training (eq. 18) of the PSF/SRF logits alone; skipped when they are frozen (oracle) or
+        # start from the estimator's output (estimated: the estimate replaces the pre-training).
+        if (psf.learn or srf.learn) and ctx.mode != "estimated":
             n1 = max(1, self._scaled(p["stage1_iterations"], ctx))
             cfg1 = TrainConfig(iterations=n1, optimizer=p["optimizer"], lr=p["stage1_lr"], betas=p["betas"],
                                eps=p["eps"], schedule="constant", divergence_factor=p["divergence_factor"])
@@ -322,6 +350,7 @@ class CycFusion(NetMethod):
                         pretrained_srf=srf.matrix().detach().cpu().double().numpy())
         else:
             info["stage1_iterations"] = 0
+            info["stage1_skipped"] = "frozen truth" if ctx.mode == "oracle" else "started from the estimate"
         if not p["finetune_degradation"]:
             psf.weight.requires_grad_(False)
             srf.weight.requires_grad_(False)

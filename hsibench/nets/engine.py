@@ -431,13 +431,12 @@ class NetMethod(Method):
 
     Subclasses implement ``_run(lr, msi, ctx, device) -> (hr_tensor (1, L, H, W), info)`` where
     ``lr``/``msi`` are ``(1, bands, rows, cols)`` float32 tensors on ``device``; this wrapper adds
-    ``threads``, ``device``, ``seed``, ``preset`` and ``deviations`` to the info dict and returns a
-    NumPy float32 (L, H, W) cube.
+    ``threads``, ``device``, ``seed``, ``preset`` and ``deviations`` (:attr:`applied_deviations`, plus
+    a budget override by ``ctx.iterations``) to the info dict and returns a NumPy float32 (L, H, W) cube.
     """
 
     family = "deep"
     uses = ("psf", "srf")  # in `estimated` mode the learned layers start from the estimator's output
-    deviations: tuple[str, ...] = ()
 
     def fuse(self, lr, msi, ctx: Context):
         device = resolve_device(ctx.device)
@@ -448,8 +447,11 @@ class NetMethod(Method):
             out = hr.detach()[0].to("cpu", torch.float32).numpy().copy()
         if not np.all(np.isfinite(out)):
             raise MethodError(f"{self.name}: the output contains NaN or Inf")
-        info.update(threads=threads, device=str(device), seed=int(ctx.seed), preset=self.preset,
-                    deviations=list(self.deviations))
+        devs = self.applied_deviations
+        if ctx.iterations is not None and int(ctx.iterations) != int(self.params["iterations"]):
+            devs.append(f"budget override: {int(ctx.iterations)} iterations (preset {self.preset!r}: "
+                        f"{int(self.params['iterations'])}), schedule scaled to it")
+        info.update(threads=threads, device=str(device), seed=int(ctx.seed), preset=self.preset, deviations=devs)
         return out, info
 
     def _run(self, lr: torch.Tensor, msi: torch.Tensor, ctx: Context, device: torch.device):  # pragma: no cover

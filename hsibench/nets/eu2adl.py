@@ -1,8 +1,8 @@
 """EU2ADL: enhanced unmixing-inspired unsupervised network with attention-embedded degradation learning.
 
 Gao, Li, Zheng, Jia, "Enhanced Autoencoders With Attention-Embedded Degradation Learning for
-Unsupervised Hyperspectral Image Super-Resolution", IEEE TGRS 61, 2023 (seed ``001``;
-methods.md §2, anchors.md §1.3). Re-implemented from the paper and the spec; no official code used.
+Unsupervised Hyperspectral Image Super-Resolution", IEEE TGRS 61, 2023. Re-implemented from the
+paper; no official code used.
 
 Two stages, with Y the LrHSI (C×h×w) and Z the HrMSI (c×H×W):
 
@@ -34,22 +34,27 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   vgg16 state dict>`` switches on the paper's eq. 18 (P channels averaged to 3 groups, features after
   relu1_2, relu2_2, relu3_3 of a frozen VGG-16, no ImageNet normalisation, as the code);
   ``vgg_weights="random"`` runs the code path with random VGG weights (tests only: not meaningful).
-* **PSF branch guard**: ``softplus`` instead of ReLU before the normalisation, plus 1e-10 on every
-  tap (the official branch dies at initialisation for ~1/3 of the seeds: all-zero kernel, division
-  by zero, NaN; anchors.md appendix). A dead branch now yields the uniform kernel, never NaN.
-  ``psf_activation="relu"`` restores the paper's ReLU (with the same epsilon).
-* **Position bias in the PSF branch** (``psf_position_bias=True``): a learnable s×s logit bias added
-  to the 1×1-conv output. The paper's branch has only c + 1 free parameters (a 1×1 conv over an
-  s×s thumbnail of the HrMSI), so it cannot express a centred kernel; the anchors measured 23 %
-  PSF error with it. ``False`` gives the paper's branch exactly.
+* **PSF branch**: ``paper`` keeps the paper's ReLU before the normalisation and adds 1e-10 to every
+  tap: the official branch dies at initialisation for ~1/3 of the seeds (all-zero kernel, division
+  by zero, NaN); with the epsilon a dead branch yields the uniform kernel (and
+  stays there), never NaN. ``psf_activation="softplus"`` (``small``) cannot die.
+* **Position bias in the PSF branch** (``psf_position_bias=True``, ``small`` only): a learnable s×s
+  logit bias added to the 1×1-conv output. The paper's branch has only c + 1 free parameters (a 1×1
+  conv over an s×s thumbnail of the HrMSI), so it cannot express a centred kernel; the anchors
+  measured 23 % PSF error with it. ``paper`` has no such bias.
 * ``estimated`` mode starts ADL-Net from the estimate (SE output bias = log of the estimated SRF,
-  PSF position bias = softplus⁻¹ of the estimated kernel, the data-dependent weights zeroed) and
-  trains it; ``oracle`` skips stage 1 and freezes the truth (the paper's "w/o ADLnet" row);
+  the estimated kernel as a position bias, through softplus⁻¹ or directly for ReLU, the
+  data-dependent weights zeroed) and trains it (so that mode always carries the position bias); ``oracle`` skips stage 1 and freezes the truth (the paper's "w/o ADLnet" row);
   ``srf_support`` masks the SE softmax to the band coverage; ``blind`` uses every HS band.
 * lr 1e-3 for both stages (paper; the code uses 1.1e-3 for stage 2); LrHSI stream head 1×1 (code;
   the paper says 3×3: ``hsi_head_kernel=3``).
 * ``ctx.iterations`` sets the stage-2 budget; stage 1 is scaled by the same ratio.
-* ``fast`` preset (CPU budget): P = 20, width 12 (branches of 4), 3 blocks; stage 1 2000 iterations
+* Presets. ``paper`` (= ``default``): everything above (perceptual term off: see the first point).
+  ``fast``: the paper's networks, losses and learning rates; stage 2 compressed to 1400 iterations
+  (constant for the first half, then linear to 0), plateau stop on; stage 1 keeps its 4000
+  iterations (it costs ~10 ms each). ``small`` (its own deviations, the former ``fast``: results
+  labelled ``eu2adl[fast]`` before the presets were split used it): softplus PSF branch with the
+  position bias; P = 20, width 12 (branches of 4), 3 blocks; stage 1 2000 iterations
   at lr 1e-2 (cheap: ~5 ms/iteration; CAVE balloons 128×128 crop, s = 8: PSF error 0.97 → 0.018);
   stage 2 1200 iterations at lr 5e-3 with **ω = μ = 0.05** (the paper's 5e-4 leaves the abundances
   ~1000× too small at initialisation and needs the 14 000-iteration budget: 31.5 vs 35.8 dB at 600
@@ -58,7 +63,7 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   iterations on that crop, −0.7 vs +3.2 dB over bicubic on the synthetic test scene at 400).
 
 Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-4, so these are upper bounds): ``fast`` on a 128×128×31 scene at s = 8: stage 1
+(load average 2-4, so these are upper bounds): ``small`` on a 128×128×31 scene at s = 8: stage 1
 2000 × 2-7 ms + stage 2 1200 × 0.085-0.16 s → 108-205 s (CAVE balloons centre crop: 39.7 dB vs
 bicubic 30.2 dB); on the full 256×256 balloons ≈ 0.4-0.7 s/iteration. ``paper`` preset: stage 1
 4000 × 8-12 ms, stage 2 2.1 s/iteration at 128×128 (≈ 8.3 h for 14 000 iterations) and 8.6
@@ -132,8 +137,8 @@ class ADLNet(nn.Module):
                 self.se_w2.zero_()
                 self.se_b2.copy_(torch.as_tensor(np.log((1 - _MIX) * r + _MIX * uni + 1e-30), dtype=torch.float32))
         if init_psf is not None:
-            kk = init_psf / init_psf.sum() * k * k  # mean 1
-            inv = np.log(np.expm1(np.maximum(kk, 1e-4)))  # softplus^-1
+            kk = np.maximum(init_psf / init_psf.sum() * k * k, 1e-4)  # mean 1
+            inv = np.log(np.expm1(kk)) if activation == "softplus" else kk  # softplus^-1 (ReLU: itself)
             with torch.no_grad():
                 self.psf_w.zero_()
                 self.psf_b.zero_()
@@ -292,14 +297,29 @@ class EU2ADL(NetMethod):
     summary = "stage 1 ADL-Net learns PSF/SRF by attention; stage 2 coupled AEs with two-stream + shared encoders"
     modes = ("oracle", "srf_support", "blind", "estimated")
     deviations = (
-        "perceptual (VGG-16) abundance term off by default: ImageNet weights cannot be downloaded here; "
-        "plain L1 between PSF(A) and the LR abundances instead (the released code's default)",
-        "ADL-Net PSF branch: softplus instead of ReLU (the ReLU branch dies at init for some seeds)",
-        "ADL-Net PSF branch: learnable s x s position bias (the paper's 1x1 conv on a pooled thumbnail has c+1 dof)",
-        "estimated mode starts ADL-Net from the estimate; oracle skips stage 1 (paper's 'w/o ADLnet')",
+        "perceptual (VGG-16) abundance term off: it needs ImageNet VGG-16 weights that no installed package "
+        "ships and nothing may be downloaded; plain L1 between PSF(A) and the LR abundances instead (the "
+        "released code's default); perceptual=True with vgg_weights=<state dict> restores it",
+        "ADL-Net PSF: 1e-10 added to every tap before the normalisation (a dead ReLU branch gives the uniform "
+        "kernel instead of NaN)",
+        "estimated mode starts ADL-Net from the estimate (through a position bias); oracle skips stage 1 "
+        "(paper's 'w/o ADLnet')",
         "lr 1e-3 for stage 2 (paper; code 1.1e-3); LrHSI stream head 1x1 (code; paper 3x3)",
-        "fast preset only: omega = mu = 0.05 (paper 5e-4) and lambda_deg = 100 (paper 10), reduced widths",
     )
+    preset_deviations = {
+        "fast": (
+            "stage 2 schedule compressed: 1400 iterations (paper 14 000), constant for half then linear to 0, "
+            "plateau stop on",
+        ),
+        "small": (
+            "ADL-Net PSF branch: softplus instead of ReLU (the ReLU branch dies at init for some seeds) and a "
+            "learnable s x s position bias (the paper's 1x1 conv on a pooled thumbnail has c+1 dof)",
+            "P = 20 endmembers (paper 160), width 12 (paper 60)",
+            "omega = mu = 0.05 (paper 5e-4) and lambda_deg = 100 (paper 10)",
+            "stage 1 2000 iterations at lr 1e-2 (paper 4000 at 1e-3); stage 2 1200 iterations at lr 5e-3 "
+            "(paper 14 000 at 1e-3), plateau stop on",
+        ),
+    }
     presets = {
         "default": {
             **ENGINE_DEFAULTS,
@@ -318,8 +338,8 @@ class EU2ADL(NetMethod):
             "vgg_weights": None,
             "se_reduction": 2,
             "psf_size": None,
-            "psf_activation": "softplus",
-            "psf_position_bias": True,
+            "psf_activation": "relu",
+            "psf_position_bias": False,
             "stage1_iterations": 4000,
             "stage1_lr": 1e-3,
             "stage1_schedule": "constant",
@@ -330,6 +350,15 @@ class EU2ADL(NetMethod):
         },
         "paper": {},
         "fast": {
+            "iterations": 1400,
+            "early_stop": True,
+            "plateau_window": 200,
+            "plateau_tol": 1e-3,
+            "plateau_patience": 3,
+        },
+        "small": {
+            "psf_activation": "softplus",
+            "psf_position_bias": True,
             "endmembers": 20,
             "width": 12,
             "blocks": 3,

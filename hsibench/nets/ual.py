@@ -1,8 +1,7 @@
 """UAL: unsupervised adaptation learning (supervised pre-training on synthetic scenes + per-image adaptation).
 
 Zhang, Nie, Wei, Zhang, Liao, Shao, "Unsupervised Adaptation Learning for Hyperspectral Imagery
-Super-resolution", CVPR 2020 (seed ``003``; methods.md §4, anchors.md §1.4). Re-implemented from
-the paper and the spec; no official code was used.
+Super-resolution", CVPR 2020. Re-implemented from the paper; no official code was used.
 
 Model (paper §3), with X the HrMSI (b×H×W), Y the LrHSI (B×h×w), P the SRF (b×B, given):
 
@@ -16,7 +15,7 @@ Model (paper §3), with X the HrMSI (b×H×W), Y the LrHSI (B×h×w), P the SRF 
   :class:`~hsibench.nets.layers.PSFLayer`.
 * **Pre-training** (eq. 3, ℓ1): the fusion module alone, supervised, on pairs (X = PZ,
   Y = blur_decimate(Z, k), Z) with random Gaussian PSFs k (size ∈ [5, 15] with the parity of s,
-  σ ∈ [0.5, 2]: the paper's ranges, methods.md §4.8 rec. 8), the given P and the same s, 90°
+  σ ∈ [0.5, 2]: the paper's ranges), the given P and the same s, 90°
   rotations and flips, no noise; Adam lr 1e-4 × 0.7 every 10 epochs, 150 epochs, batch 6,
   128×128 patches.
 * **Adaptation** (eq. 4, ℓ1 means with equal weights, as the code): ‖X − PẐ‖₁ + ‖Y − 𝓗(Ẑ)‖₁
@@ -33,27 +32,45 @@ Choices and departures (also in ``UAL.deviations`` and the config):
   through a tagged ``SeedSequence`` (32-bit values) and 6-12 endmembers, so they are independent of
   the image being fused (the suite's own synthetic scenes use small seeds and 5 endmembers). It runs
   inside the method on first use and is **cached on disk** (below). ``ctx.iterations`` changes only
-  the adaptation budget; the pre-training is a fixed artefact of the preset.
+  the adaptation budget; the pre-training is a fixed artefact of the preset. Result labels carry the
+  prior's origin (``ual[synthetic-prior]``) and the info/row key ``prior`` describes it.
+* **Real scenes the user holds** (``pretrain_data=<folder>``, e.g. a CAVE copy): the fusion module is
+  pre-trained on every scene of that folder (read with :func:`~hsibench.data.load_scene`, divided by
+  its maximum, interpolated to the target's band centres when they differ) **except the scene being
+  fused**, left out by name (``ctx.scene``, which the study runner sets, against the loaded scene name
+  and the file stem). Nothing is downloaded or bundled. The cache key holds the sha256 of every
+  scene used (not the folder's path); the label becomes ``ual[<folder>-prior-<sha256[:8]>]`` and
+  ``prior`` lists the folder, its sha256, the scenes used and the one left out. With
+  ``pretrain_scenes``/``pretrain_scene_size``/``pretrain_endmembers`` then unused.
 * **Inputs divided by the LrHSI maximum** (output multiplied back): the code divides every image by
   (max − min); the synthetic training scenes peak at 1.
 * **Degeneration kernel = PSFLayer**: non-negative and summing to 1 (projected after every step),
   no bias, the suite's block-centred geometry with ``ctx.boundary`` padding; the code's is a free
-  32×32 conv with bias and replicate padding. Start: a Gaussian of σ = ``psf_init_sigma`` (3, the
-  code's nominal value; None → FWHM = s) on ``psf_size`` taps (32, parity adjusted to s).
+  32×32 conv with bias and replicate padding. Start (``blind``/``srf_support``): a Gaussian of
+  σ = ``psf_init_sigma`` (3, the code's nominal value, the same for every study) on ``psf_size``
+  taps (32, parity adjusted to s); ``psf_init_sigma=None`` starts from the uniform kernel, the
+  other nets' neutral start. Neither depends on the degradation under study, but σ = 3 happens to
+  be close to the simulator's ``gauss_fwhm`` kernel at s = 8 (σ = 8/2.355 = 3.4): there the
+  ``paper``/``fast`` presets start near the truth (``psf_init_sigma=None`` removes that).
 * Per-group **weight decay** as Adam's L2 (gradient + wd·θ) through gradient hooks, since the engine
   has one ``weight_decay``; identical to two Adam groups with their own decay.
 * 𝒫_a/𝒫_b: M convs with ReLU between them and none after the last (SFT style, the paper's [23]);
-  separate weights per branch (methods.md §4.8 rec. 3; ``shared_guidance=True`` shares them).
-  Fusion head Conv(3w→w) → ReLU → Conv(w→B) (rec. 4). The adaptation module's output conv starts at
+  separate weights per branch (``shared_guidance=True`` shares them).
+  Fusion head Conv(3w→w) → ReLU → Conv(w→B). The adaptation module's output conv starts at
   zero, so Ẑ = Z̃ before adaptation (the paper gives no initialisation).
-* ``fusion_residual=True`` (``fast`` preset only) adds Y↑ to the fusion output and zero-initialises
+* ``fusion_residual=True`` (``small`` preset only) adds Y↑ to the fusion output and zero-initialises
   the last head conv, so a short pre-training starts from Z̃ = Y↑ and learns only the detail
   (pre-training ℓ1 after 150 steps on the test case: 0.013 vs 0.026 with a plain residual, 0.043
   without one).
-* ``fast`` preset (CPU budget): width 16, M = 2 in both modules; pre-training 400 steps of batch 4,
-  64×64 patches from 6 scenes of 128×128, Adam lr 1e-3 with a cosine decay; adaptation 600
-  iterations, adaptation-module lr 1e-3 (paper 9e-5: far too slow for 600 iterations), PSF lr 1e-4
-  (paper), s×s PSF started at a Gaussian of FWHM = s.
+* Presets. ``paper`` (= ``default``): everything above. ``fast``: the paper's networks, data and
+  learning rates with the schedules compressed ten-fold (pre-training 1470 steps, lr × 0.7 every 98;
+  adaptation 500 iterations, plateau stop on); nothing else changes (still ≈ 4 h of pre-training on
+  a CPU, once per SRF and scale thanks to the cache). ``small`` (its own deviations, the former
+  ``fast``: results labelled ``ual[fast]`` before the presets were split used it, with a Gaussian
+  start of FWHM = s): width 16, M = 2 in both modules; pre-training 400 steps of batch 4, 64×64
+  patches from 6 scenes of 128×128, Adam lr 1e-3 with a cosine decay; adaptation 600 iterations,
+  adaptation-module lr 1e-3 (paper 9e-5: far too slow for 600 iterations), PSF lr 1e-4 (paper),
+  s×s PSF started uniform.
 
 Knowledge modes. UAL assumes P known and learns the PSF:
 
@@ -61,8 +78,8 @@ Knowledge modes. UAL assumes P known and learns the PSF:
   module is learned.
 * ``estimated``: P = the estimator's SRF (fixed); 𝓗 starts from the estimator's PSF and is learned.
 * ``srf_support`` / ``blind``: ``needs = ("srf",)``, so the suite's estimator supplies P (from the
-  band coverage in ``srf_support``, full coverage in ``blind``); 𝓗 starts from the paper's Gaussian
-  and is learned — the estimator's PSF is not used (reported as such). Without an estimator these
+  band coverage in ``srf_support``, full coverage in ``blind``); 𝓗 starts from the preset's neutral
+  kernel (above) and is learned — the estimator's PSF is not used (reported as such). Without an estimator these
   modes are refused (``NotApplicable``). An estimated P differs per image, so each image gets its own
   pre-training there (the cache still serves repeated runs of the same case).
 
@@ -70,8 +87,8 @@ Pre-training cache: ``<cache>/ual/<sha256>.pt`` (+ ``.json`` metadata, sha256 of
 checked on load), ``<cache>`` = ``cache_dir`` | ``$HSIBENCH_CACHE`` | ``$XDG_CACHE_HOME/hsibench``
 | ``~/.cache/hsibench``. The key hashes everything that determines the weights: the architecture and
 ``pretrain_*`` parameters, band count, wavelengths, the SRF matrix (exact float64 bytes), scale,
-boundary, device type, thread count, torch/NumPy/SciPy versions, the synthetic generator version and
-this module's ``PRETRAIN_VERSION``. Pre-training seeds its own RNGs from ``pretrain_seed`` and the
+boundary, device type, thread count, torch/NumPy/SciPy versions, the synthetic generator version, the
+prior (synthetic, or the sha256 of every real scene used) and this module's ``PRETRAIN_VERSION``. Pre-training seeds its own RNGs from ``pretrain_seed`` and the
 adaptation is re-seeded from ``ctx.seed`` afterwards, so a hit gives bit-identical output to a fresh
 run. A file lock serialises concurrent workers on the same key. Info keys ``pretrain_cached``,
 ``pretrain_seconds`` (of the run that trained the weights), ``pretrain_cache_path``.
@@ -79,16 +96,17 @@ run. A file lock serialises concurrent workers on the same key. Info keys ``pret
 Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
 (load average 2-3, so these are upper bounds):
 
-* ``fast`` on a 128×128×31 synthetic scene (``synthetic_scene(128, 31, seed=1)``, s = 8,
-  ``gauss_fwhm``, Landsat-8 B/G/R, blind): pre-training 84-103 s (scene generation < 1 s, ≈ 0.2
+* ``small`` (then ``fast``, with the Gaussian start of FWHM = s) on a 128×128×31 synthetic scene
+  (``synthetic_scene(128, 31, seed=1)``, s = 8, ``gauss_fwhm``, Landsat-8 B/G/R, blind): pre-training 84-103 s (scene generation < 1 s, ≈ 0.2
   s/step), adaptation 600 × 0.06 s = 36 s: 123 s in all on a cache miss, the adaptation alone
   (≈ 37 s) on a hit. 28.6 dB vs bicubic 22.1 dB (+6.5); the fusion module alone gives 20.9 dB, so
-  with this short pre-training the gain comes from the adaptation. The Gaussian start (FWHM = s) is
-  exactly the true ``gauss_fwhm`` kernel there, and the learned PSF drifts from it (relative error
-  0 → 0.44).
-  On the test case (64×64×31, s = 4, toy spectra unlike the library's): the full ``fast`` preset
+  with this short pre-training the gain comes from the adaptation. That Gaussian start (FWHM = s)
+  was exactly the true ``gauss_fwhm`` kernel there (a head start, hence today's uniform start), and
+  the learned PSF drifted from it (relative error 0 → 0.44).
+  On the test case (64×64×31, s = 4, toy spectra unlike the library's): the full former ``fast`` preset
   +3.75 dB over bicubic (fusion module alone −4.6 dB; PSF error 0.745 → 0.27), ≈ 110 s; the
-  tests' 150-step pre-training and 400 iterations +2.3 dB (PSF error 0.745 → 0.225).
+  tests' 150-step pre-training and 400 iterations +2.3 dB (PSF error 0.745 → 0.225); with today's
+  uniform start (``small``) +2.4 dB (PSF error 0.855 → 0.238).
 * ``paper``: one pre-training step (batch 6, 128×128, width 64, 1.5 M parameters) takes 10.6 s ⇒
   ≈ 43 h for the 14 700 steps (plus ≈ 16 s for the twelve 512×512 scenes); adaptation (331 k
   parameters, 32×32 PSF) 0.49 s/iteration at 128×128 (12 min for 1500) and 2.0 s/iteration at
@@ -223,7 +241,8 @@ def _synthetic_cube(size: int, wl: np.ndarray, endmembers: int, seed: int) -> np
 
 
 class SyntheticPairs:
-    """Training triples (X = PZ, Y↑, Z) from synthetic scenes, random Gaussian PSFs, the given P and s.
+    """Training triples (X = PZ, Y↑, Z) from synthetic scenes (or the given ``cubes``: real scenes of a
+    ``pretrain_data`` folder), random Gaussian PSFs, the given P and s.
 
     Patches are degraded on the CPU in torch with the suite's operator (a frozen
     :class:`~hsibench.nets.layers.PSFLayer` reproduces :func:`~hsibench.degrade.spatial.blur_decimate`;
@@ -233,7 +252,7 @@ class SyntheticPairs:
     def __init__(self, srf: np.ndarray, scale: int, wavelengths: np.ndarray, *, scenes: int, scene_size: int,
                  patch: int, endmembers: tuple[int, int], blur_size: tuple[int, int],
                  blur_sigma: tuple[float, float], seed: int, boundary: str = "symmetric",
-                 upsample_kind: str = "cubic"):
+                 upsample_kind: str = "cubic", cubes: list[np.ndarray] | None = None):
         self.srf = torch.as_tensor(np.asarray(srf, dtype=np.float32))
         self.s = int(scale)
         self.patch = max(4 * self.s, self.s * math.ceil(int(patch) / self.s))
@@ -244,12 +263,22 @@ class SyntheticPairs:
         self.sigma = (float(blur_sigma[0]), float(blur_sigma[1]))
         self._ops = {k: PSFLayer(self.s, size=max(k, self.s), learn=False, boundary=boundary) for k in self.sizes}
         scene_ss, draw_ss = np.random.SeedSequence([int(seed), _SEED_TAG]).spawn(2)
-        seeds = scene_ss.generate_state(int(scenes))
-        erng = np.random.default_rng(scene_ss.spawn(1)[0])
-        e_lo, e_hi = (int(v) for v in endmembers)
-        self.scene_seeds = [int(v) for v in seeds]
-        self.cubes = [torch.as_tensor(_synthetic_cube(size, wavelengths, int(erng.integers(e_lo, e_hi + 1)), sd))
-                      for sd in self.scene_seeds]
+        if cubes is not None:
+            self.scene_seeds = []
+            self.cubes = [torch.as_tensor(np.ascontiguousarray(c, dtype=np.float32)) for c in cubes]
+            if not self.cubes:
+                raise InputError("no training scenes")
+            small = [tuple(c.shape[1:]) for c in self.cubes if min(c.shape[1:]) < self.patch]
+            if small:
+                raise InputError(f"training scene(s) of size {small} are smaller than the {self.patch}x{self.patch} "
+                                 "patches (lower pretrain_patch)")
+        else:
+            seeds = scene_ss.generate_state(int(scenes))
+            erng = np.random.default_rng(scene_ss.spawn(1)[0])
+            e_lo, e_hi = (int(v) for v in endmembers)
+            self.scene_seeds = [int(v) for v in seeds]
+            self.cubes = [torch.as_tensor(_synthetic_cube(size, wavelengths, int(erng.integers(e_lo, e_hi + 1)), sd))
+                          for sd in self.scene_seeds]
         self.rng = np.random.default_rng(draw_ss)
 
     def kernel(self, size: int, sigma: float) -> torch.Tensor:
@@ -304,8 +333,12 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def pretrain_key(params: dict[str, Any], srf: np.ndarray, scale: int, wavelengths: np.ndarray, boundary: str,
-                 device: torch.device | str, threads: int) -> tuple[str, dict[str, Any]]:
-    """(hex digest, the dict it hashes) of everything that determines the pre-trained weights."""
+                 device: torch.device | str, threads: int, prior: dict[str, Any] | None = None
+                 ) -> tuple[str, dict[str, Any]]:
+    """(hex digest, the dict it hashes) of everything that determines the pre-trained weights.
+
+    ``prior`` identifies real training scenes (the sha256 of every scene used); ``None`` = the
+    synthetic generator. The folder's path is not part of the key, its contents are."""
     import scipy
 
     from ..data.synthetic import GENERATOR_VERSION
@@ -316,7 +349,9 @@ def pretrain_key(params: dict[str, Any], srf: np.ndarray, scale: int, wavelength
         "generator_version": GENERATOR_VERSION,
         "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
         "arch": {k: _plain(params[k]) for k in _ARCH_KEYS},
-        "pretrain": {k: _plain(v) for k, v in sorted(params.items()) if k.startswith("pretrain_")},
+        "pretrain": {k: _plain(v) for k, v in sorted(params.items())
+                     if k.startswith("pretrain_") and k != "pretrain_data"},
+        "prior": {"source": "synthetic"} if prior is None else {"source": "folder", "scenes": prior},
         "adam": {"betas": _plain(params["betas"]), "eps": float(params["eps"])},
         "bands": int(srf64.shape[1]), "ms_bands": int(srf64.shape[0]),
         "srf_sha256": hashlib.sha256(srf64.tobytes()).hexdigest(),
@@ -383,6 +418,151 @@ def _atomic_write(path: Path, write) -> None:
             tmp.unlink()
 
 
+# ----------------------------------------------------------------------------- a folder of real scenes
+
+#: File types a ``pretrain_data`` folder entry may have (sub-folders are read as PNG-band folders).
+SCENE_SUFFIXES = (".mat", ".npy", ".npz", ".tif", ".tiff", ".hdr")
+
+
+def _folder_entries(folder) -> list[Path]:
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InputError(f"pretrain_data {str(folder)!r} is not a folder")
+    entries = sorted(q for q in root.iterdir() if not q.name.startswith(".")
+                     and (q.is_dir() or q.suffix.lower() in SCENE_SUFFIXES))
+    if not entries:
+        raise InputError(f"pretrain_data folder {str(root)!r} holds no scene ({', '.join(SCENE_SUFFIXES)} "
+                         "files or PNG-band sub-folders)")
+    return entries
+
+
+def _entry_sha256(entry: Path) -> str:
+    """sha256 over the relative names and contents of every file of one scene entry (a sub-folder's
+    files, or the file plus its same-stem companions such as an ENVI data file)."""
+    if entry.is_dir():
+        files = sorted(q for q in entry.rglob("*") if q.is_file())
+        base = entry
+    else:
+        files = sorted(q for q in entry.parent.iterdir() if q.is_file() and q.stem == entry.stem)
+        base = entry.parent
+    h = hashlib.sha256()
+    for q in files:
+        h.update(str(q.relative_to(base)).encode())
+        h.update(_sha256_file(q).encode())
+    return h.hexdigest()
+
+
+def folder_prior(folder) -> dict[str, Any]:
+    """What identifies a ``pretrain_data`` folder: its path, name, per-scene sha256 and one sha256 over them.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        A folder of scenes readable by :func:`hsibench.data.load_scene`.
+
+    Returns
+    -------
+    dict
+        ``folder``, ``name`` (the folder's base name), ``entries`` (file name -> sha256) and
+        ``sha256`` (over the sorted entries).
+
+    Raises
+    ------
+    InputError
+        If ``folder`` is not a folder or holds no scene.
+
+    Example
+    -------
+    >>> folder_prior("~/data/cave")["sha256"][:8]  # doctest: +SKIP
+    '1a2b3c4d'
+    """
+    entries = _folder_entries(folder)
+    hashes = {q.name: _entry_sha256(q) for q in entries}
+    blob = json.dumps(sorted(hashes.items())).encode()
+    root = Path(folder).expanduser().resolve()
+    return {"folder": str(root), "name": root.name, "entries": hashes, "sha256": hashlib.sha256(blob).hexdigest()}
+
+
+def _fit_bands(cube: np.ndarray, scene_wl, wl: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+    """``cube`` on the target band centres ``wl``: as is when they match (or the scene has no
+    wavelengths but the same band count), else linearly interpolated along the spectrum."""
+    n = len(wl)
+    if scene_wl is None:
+        if cube.shape[0] != n:
+            raise InputError(f"pretrain_data scene {name!r} has {cube.shape[0]} bands and no wavelengths; "
+                             f"the image being fused has {n}")
+        return cube, False
+    swl = np.asarray(scene_wl, dtype=np.float64)
+    if swl.size == n and np.max(np.abs(swl - wl)) <= 1.0:
+        return cube, False
+    step = float(np.median(np.diff(swl))) if swl.size > 1 else 1.0
+    if wl.min() < swl.min() - step / 2 or wl.max() > swl.max() + step / 2:
+        raise InputError(f"pretrain_data scene {name!r} covers {swl.min():.0f}-{swl.max():.0f} nm, the image "
+                         f"being fused {wl.min():.0f}-{wl.max():.0f} nm")
+    from scipy.interpolate import interp1d
+
+    f = interp1d(swl, cube, axis=0, bounds_error=False, fill_value=(cube[0], cube[-1]), assume_sorted=False)
+    return np.asarray(f(wl), dtype=np.float32), True
+
+
+def load_folder_scenes(folder, wl: np.ndarray, exclude: str | None) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The scenes of a ``pretrain_data`` folder on the band centres ``wl``, without the scene ``exclude``.
+
+    Every entry is read with :func:`hsibench.data.load_scene` (divided by its global maximum, constant
+    bands kept); an entry whose scene name or file stem equals ``exclude`` is left out, so the image
+    being fused is never a training scene.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder.
+    wl : ndarray
+        Target band centres (nm).
+    exclude : str or None
+        Name of the scene under test (``Context.scene``).
+
+    Returns
+    -------
+    (list of ndarray, dict)
+        Float32 (bands, rows, cols) cubes, and ``used``/``excluded`` scene names, ``resampled`` (names
+        interpolated to ``wl``) and the per-entry sha256 of the used scenes.
+
+    Raises
+    ------
+    InputError
+        No folder, no scene left after the exclusion, or a scene whose spectrum cannot be matched.
+
+    Example
+    -------
+    >>> cubes, meta = load_folder_scenes("~/data/cave", np.arange(400, 701, 10.0), "cave_balloons")  # doctest: +SKIP
+    """
+    from ..data import load_scene
+
+    cubes, used, excluded, resampled, hashes = [], [], [], [], {}
+    for q in _folder_entries(folder):
+        stem = q.name if q.is_dir() else q.stem
+        if exclude is not None and stem == exclude:
+            excluded.append(stem)
+            continue
+        try:
+            sc = load_scene(q, drop_constant=False)
+        except ValueError as exc:
+            raise InputError(f"pretrain_data: cannot read {q.name}: {exc}") from exc
+        if exclude is not None and sc.name == exclude:
+            excluded.append(sc.name)
+            continue
+        cube, moved = _fit_bands(np.asarray(sc.cube, dtype=np.float32), sc.wavelengths, wl, sc.name)
+        cubes.append(cube)
+        used.append(sc.name)
+        hashes[q.name] = _entry_sha256(q)
+        if moved:
+            resampled.append(sc.name)
+    if not cubes:
+        raise InputError(f"pretrain_data folder {str(folder)!r} holds no scene besides the one being fused ({exclude!r})")
+    return cubes, {"used": used, "excluded": excluded, "resampled": resampled, "used_sha256": hashes}
+
+
+
 # ----------------------------------------------------------------------------- the method
 
 def _psf_size(scale: int, size) -> int:
@@ -404,20 +584,30 @@ class UAL(NetMethod):
     needs = ("srf",)
     uses = ("psf", "srf")
     deviations = (
-        "fusion module pre-trained on synthetic earthlib scenes (no CAVE/Harvard/NTIRE training data can be "
-        "downloaded or bundled), cached on disk",
         "inputs divided by the LrHSI maximum (code: each image divided by max - min)",
         "degeneration kernel non-negative and summing to 1, no bias, block-centred symmetric padding "
         "(code: free 32x32 conv with bias, replicate padding)",
         "LrHSI upsampled with the suite's block-centred bicubic (paper: bicubic; code: bilinear)",
-        "guidance blocks: M convs, linear last layer, separate weights per branch (methods.md 4.8 rec. 3); "
-        "fusion head conv-ReLU-conv (rec. 4); adaptation output conv zero-initialised",
+        "guidance blocks: M convs, linear last layer, separate weights per branch; "
+        "fusion head conv-ReLU-conv; adaptation output conv zero-initialised",
         "per-group weight decay as gradient hooks (Adam L2), since the engine has one weight_decay",
         "oracle mode freezes the degeneration net at the true PSF; srf_support/blind take P from the suite's "
         "estimator (UAL assumes P known)",
-        "fast preset only: narrow widths, short synthetic pre-training (400 steps, lr 1e-3 cosine), fusion "
-        "output residual on the upsampled LrHSI with a zero-initialised head, adaptation-module lr 1e-3 (paper 9e-5)",
     )
+    preset_deviations = {
+        "fast": (
+            "schedules compressed ten-fold: pre-training 1470 steps (paper 14 700) with the lr x0.7 every 98 "
+            "(paper 980); adaptation 500 iterations (paper 1500), plateau stop on",
+        ),
+        "small": (
+            "narrow widths: 16 channels, M = 2 in both modules (paper 64, M = 3)",
+            "short pre-training: 400 steps of batch 4, 64x64 patches from 6 scenes of 128x128, lr 1e-3 with a "
+            "cosine decay (paper 14 700 steps of batch 6, 128x128 patches, 12 scenes, lr 1e-4 x0.7 every 980)",
+            "fusion output residual on the upsampled LrHSI with a zero-initialised head",
+            "adaptation 600 iterations (paper 1500), adaptation-module lr 1e-3 (paper 9e-5), PSF lr 1e-4 (paper)",
+            "s x s degeneration kernel started uniform (paper: 32x32 Gaussian of sigma 3)",
+        ),
+    }
     presets = {
         "default": {
             **ENGINE_DEFAULTS,
@@ -432,7 +622,7 @@ class UAL(NetMethod):
             "channels_last": True,
             # degeneration net
             "psf_size": 32,
-            "psf_init_sigma": 3.0,
+            "psf_init_sigma": 3.0,  # None: uniform start
             "psf_param": "clamp",
             # adaptation (eq. 4): lr 1e-4 for the PSF, x0.9 = 9e-5 for the adaptation module
             "iterations": 1500,
@@ -456,11 +646,21 @@ class UAL(NetMethod):
             "pretrain_blur_size": (5, 15),
             "pretrain_blur_sigma": (0.5, 2.0),
             "pretrain_seed": 0,
+            "pretrain_data": None,  # a folder of real scenes instead of the synthetic generator
             "cache": True,
             "cache_dir": None,
         },
         "paper": {},
         "fast": {
+            "pretrain_steps": 1470,
+            "pretrain_step_size": 98,
+            "iterations": 500,
+            "early_stop": True,
+            "plateau_window": 100,
+            "plateau_tol": 1e-3,
+            "plateau_patience": 3,
+        },
+        "small": {
             "width": 16,
             "blocks": 2,
             "adapt_width": 16,
@@ -489,8 +689,9 @@ class UAL(NetMethod):
                          bool(p["fusion_residual"])).to(device)
         return m.to(memory_format=torch.channels_last) if p["channels_last"] else m
 
-    def _pretrain(self, srf: np.ndarray, wl: np.ndarray, ctx: Context, device) -> tuple[dict, dict[str, Any]]:
-        """Train the fusion module on synthetic pairs (eq. 3); returns (state dict, info)."""
+    def _pretrain(self, srf: np.ndarray, wl: np.ndarray, ctx: Context, device,
+                  cubes: list[np.ndarray] | None = None) -> tuple[dict, dict[str, Any]]:
+        """Train the fusion module on pairs from synthetic scenes (or ``cubes``) (eq. 3); returns (state dict, info)."""
         p = self.params
         n_ms, n_hs = srf.shape
         torch.manual_seed(int(p["pretrain_seed"]))
@@ -499,7 +700,7 @@ class UAL(NetMethod):
                               scene_size=int(p["pretrain_scene_size"]), patch=int(p["pretrain_patch"]),
                               endmembers=p["pretrain_endmembers"], blur_size=p["pretrain_blur_size"],
                               blur_sigma=p["pretrain_blur_sigma"], seed=int(p["pretrain_seed"]),
-                              boundary=ctx.boundary, upsample_kind=p["upsample"])
+                              boundary=ctx.boundary, upsample_kind=p["upsample"], cubes=cubes)
         t_data = time.perf_counter() - t0
         net = self._fusion(n_hs, n_ms, device)
         cl = torch.channels_last if p["channels_last"] else torch.contiguous_format
@@ -513,7 +714,7 @@ class UAL(NetMethod):
                           step_size=int(p["pretrain_step_size"]), step_gamma=float(p["pretrain_step_gamma"]),
                           divergence_factor=p["divergence_factor"])
         res = train(objective, {"fusion": list(net.parameters())}, cfg, progress=ctx.progress,
-                    desc=f"{self.name} pre-training (synthetic)")
+                    desc=f"{self.name} pre-training ({'synthetic' if cubes is None else 'folder'})")
         state = {k: v.detach().to("cpu").clone() for k, v in net.state_dict().items()}
         info = {"pretrain_seconds": time.perf_counter() - t0, "pretrain_data_seconds": t_data,
                 "pretrain_steps": res.iterations, "pretrain_final_loss": res.final_losses.get("l1"),
@@ -521,21 +722,55 @@ class UAL(NetMethod):
                 "pretrain_patch": data.patch, "pretrain_scene_seeds": data.scene_seeds}
         return state, info
 
+    # ------------------------------------------------------------------ the prior's origin
+
+    def _folder_prior(self) -> dict[str, Any] | None:
+        if self.params["pretrain_data"] is None:
+            return None
+        if getattr(self, "_folder_prior_cache", None) is None:
+            self._folder_prior_cache = folder_prior(self.params["pretrain_data"])
+        return self._folder_prior_cache
+
+    @property
+    def label_tag(self) -> str:
+        """``synthetic-prior``, or ``<folder name>-prior-<first 8 hex of the folder's sha256>``."""
+        fp = self._folder_prior()
+        return "synthetic-prior" if fp is None else f"{fp['name']}-prior-{fp['sha256'][:8]}"
+
+    @property
+    def applied_deviations(self) -> list[str]:
+        fp = self._folder_prior()
+        if fp is None:
+            prior = ("fusion module pre-trained on synthetic earthlib scenes (no CAVE/Harvard/NTIRE training data "
+                     "can be downloaded or bundled), cached on disk")
+        else:
+            prior = (f"fusion module pre-trained on the scenes of the user's folder {fp['name']!r} "
+                     f"(sha256 {fp['sha256'][:12]}), the scene being fused excluded, cached on disk")
+        return [prior] + super().applied_deviations
+
     def _pretrained_state(self, srf: np.ndarray, wl: np.ndarray, ctx: Context, device) -> tuple[dict, dict[str, Any]]:
         """The fusion module's weights: from the cache when the key matches, else pre-trained (and stored)."""
         p = self.params
-        key, desc = pretrain_key(p, srf, ctx.scale, wl, ctx.boundary, device, torch.get_num_threads())
+        cubes, prior = None, {"source": "synthetic"}
+        if p["pretrain_data"] is not None:
+            fp = self._folder_prior()
+            cubes, meta = load_folder_scenes(p["pretrain_data"], wl, ctx.scene)
+            prior = {"source": "folder", "folder": fp["folder"], "folder_sha256": fp["sha256"],
+                     "scenes": meta["used"], "excluded": meta["excluded"], "resampled": meta["resampled"]}
+        key_prior = None if cubes is None else sorted(meta["used_sha256"].values())
+        key, desc = pretrain_key(p, srf, ctx.scale, wl, ctx.boundary, device, torch.get_num_threads(), key_prior)
         if not p["cache"]:
-            state, info = self._pretrain(srf, wl, ctx, device)
-            return state, {**info, "pretrain_cached": False, "pretrain_cache_path": None, "pretrain_key": key}
+            state, info = self._pretrain(srf, wl, ctx, device, cubes)
+            return state, {**info, "pretrain_cached": False, "pretrain_cache_path": None, "pretrain_key": key,
+                           "prior": prior}
         root = cache_root(p["cache_dir"])
         try:
             root.mkdir(parents=True, exist_ok=True)
             (root / f"{key}.lock").touch()
         except OSError as exc:  # an unwritable cache must not stop the method
-            state, info = self._pretrain(srf, wl, ctx, device)
+            state, info = self._pretrain(srf, wl, ctx, device, cubes)
             return state, {**info, "pretrain_cached": False, "pretrain_cache_path": None, "pretrain_key": key,
-                           "pretrain_cache_error": str(exc)}
+                           "pretrain_cache_error": str(exc), "prior": prior}
         pt, meta_path = root / f"{key}.pt", root / f"{key}.json"
         with _locked(root / f"{key}.lock"):
             t0 = time.perf_counter()
@@ -544,19 +779,20 @@ class UAL(NetMethod):
                 state, meta = hit
                 info = {k: v for k, v in meta.items() if k.startswith("pretrain_")}
                 info.update(pretrain_cached=True, pretrain_cache_path=str(pt), pretrain_key=key,
-                            pretrain_load_seconds=time.perf_counter() - t0)
+                            pretrain_load_seconds=time.perf_counter() - t0, prior=prior)
                 return state, info
-            state, info = self._pretrain(srf, wl, ctx, device)
+            state, info = self._pretrain(srf, wl, ctx, device, cubes)
             _atomic_write(pt, lambda tmp: torch.save(state, tmp))
             meta = {**info, "key": desc, "weights_sha256": _sha256_file(pt),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
-        return state, {**info, "pretrain_cached": False, "pretrain_cache_path": str(pt), "pretrain_key": key}
+        return state, {**info, "pretrain_cached": False, "pretrain_cache_path": str(pt), "pretrain_key": key,
+                       "prior": prior}
 
     # ------------------------------------------------------------------ adaptation
 
     def _degeneration(self, ctx: Context, device) -> tuple[PSFLayer, dict[str, Any]]:
-        from ..degrade.psf import FWHM_TO_SIGMA, gaussian_kernel
+        from ..degrade.psf import gaussian_kernel
 
         p = self.params
         s = int(ctx.scale)
@@ -570,7 +806,10 @@ class UAL(NetMethod):
             return PSFLayer(s, init=np.asarray(ctx.psf), param=p["psf_param"],
                             boundary=ctx.boundary).to(device), {"psf_init": "estimate"}
         k = _psf_size(s, p["psf_size"])
-        sigma = float(p["psf_init_sigma"]) if p["psf_init_sigma"] is not None else s * FWHM_TO_SIGMA
+        if p["psf_init_sigma"] is None:  # the nets' neutral start, independent of the study's kernel
+            return (PSFLayer(s, size=k, param=p["psf_param"], boundary=ctx.boundary).to(device),
+                    {"psf_init": f"uniform {k}x{k}"})
+        sigma = float(p["psf_init_sigma"])
         return (PSFLayer(s, init=gaussian_kernel(k, sigma), param=p["psf_param"], boundary=ctx.boundary).to(device),
                 {"psf_init": f"gaussian {k}x{k}, sigma {sigma:.3g}"})
 
@@ -632,13 +871,14 @@ class UAL(NetMethod):
             initial_srf=srf.copy(),
             knowledge=note,
             data_scale=c,
-            notes=[f"fusion module pre-trained on synthetic scenes "
+            notes=[f"fusion module pre-trained on "
+                   f"{'synthetic scenes' if pre_info['prior']['source'] == 'synthetic' else 'the scenes of ' + pre_info['prior']['folder']} "
                    f"({'cache hit' if pre_info['pretrain_cached'] else 'fresh'}, "
                    f"{pre_info['pretrain_seconds']:.1f} s when trained)"],
         )
         if ctx.mode in ("srf_support", "blind"):
             # The estimator's PSF was put in the context but UAL learns its own from a Gaussian start.
             ks = dict(ctx.knowledge_source)
-            ks["psf"] = "not used (learned from a Gaussian start)"
+            ks["psf"] = f"not used (learned from a {psf_note['psf_init']} start)"
             info.update(knowledge_source=ks, estimated_psf=None)
         return hr, info

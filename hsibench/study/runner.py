@@ -177,11 +177,30 @@ def case_id(job: Job) -> str:
     return hashlib.sha1(repr(job.case_key).encode()).hexdigest()[:16]
 
 
+def _options_key(options: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+
+
 @functools.lru_cache(maxsize=4)
 def _scene(source: str, options_key: tuple):
+    """Load a scene; the study option ``crop = N`` keeps the central N×N window (``crop = [r0, r1, c0, c1]``
+    an explicit one) before anything else."""
     from ..data import load_scene
+    from ..data.scene import DataError
 
-    return load_scene(source, **dict(options_key))
+    opts = dict(options_key)
+    crop = opts.pop("crop", None)
+    scene = load_scene(source, **opts)
+    if crop is None:
+        return scene
+    if isinstance(crop, (int, np.integer)):
+        n = int(crop)
+        if n < 1 or n > min(scene.rows, scene.cols):
+            raise DataError(f"crop {n} does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
+        r0, c0 = (scene.rows - n) // 2, (scene.cols - n) // 2
+        return scene.crop(slice(r0, r0 + n), slice(c0, c0 + n))
+    r0, r1, c0, c1 = (int(v) for v in crop)
+    return scene.crop(slice(r0, r1), slice(c0, c1))
 
 
 @functools.lru_cache(maxsize=4)
@@ -200,7 +219,7 @@ def load_case(job: Job):
     """The (scene cropped to the scale, observation) pair of a job; cached per process."""
     import json
 
-    return _case(job.scene, tuple(sorted(job.scene_options.items())), json.dumps(job.degradation.to_dict(), sort_keys=True), job.seed)
+    return _case(job.scene, _options_key(job.scene_options), json.dumps(job.degradation.to_dict(), sort_keys=True), job.seed)
 
 
 def _row_base(job: Job) -> dict[str, Any]:
@@ -244,7 +263,8 @@ def _kernel_error(est, true) -> float:
 
 #: What a result row keeps of a method's info (a ``stage1_`` prefix marks a net's first stage):
 #: the training trace and timing, so a short run can project a full budget's wall time.
-_KEPT_INFO = ("loss_curve", "iterations", "stopped", "srf_source", "notes", "train_seconds", "seconds_per_iteration")
+_KEPT_INFO = ("loss_curve", "iterations", "stopped", "srf_source", "notes", "train_seconds", "seconds_per_iteration",
+              "prior", "knowledge")
 
 
 def _degradation_errors(info: dict, obs: Observation) -> dict[str, float]:
@@ -310,10 +330,15 @@ def compute_job(job: Job) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
             raise NotApplicable(f"{cls.name} does not support mode {job.mode!r}")
         method = cls(preset=job.method.preset, **job.method.params)
         row["method_config"] = method.config()
+        row["deviations"] = method.applied_deviations
+        tag = method.label_tag
+        if tag and not job.method.label:  # e.g. where a learned prior came from: ual[synthetic-prior]
+            inner = tag if job.method.preset == "default" else f"{job.method.preset},{tag}"
+            row["label"] = f"{job.method.name}[{inner}]"
         ctx = Context.from_truth(
             scale=obs.scale, mode=job.mode, psf=obs.psf, srf=obs.srf, coverage=obs.coverage,
             wavelengths=scene.wavelengths, boundary=job.degradation.boundary, device=job.device, seed=job.seed,
-            iterations=job.iterations,
+            iterations=job.iterations, scene=scene.name,
         )
         import torch
 
@@ -337,6 +362,7 @@ def compute_job(job: Job) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
             process_rss_mb=round(mem.peak_mb, 1),
             peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
             knowledge_source=result.info.get("knowledge_source", {}),
+            deviations=list(result.info.get("deviations", row["deviations"])),
             info={k: v for k, v in result.info.items() if k.removeprefix("stage1_") in _KEPT_INFO},
             **_degradation_errors(result.info, obs),
         )
