@@ -99,7 +99,8 @@ def _write_report(store: ResultStore, results, out: Path, title: str | None) -> 
         md += ["## Metric definitions", ""] + [f"- **{k}**: {d}" for k, d in defs.items()] + [""]
     text = "\n".join(md)
     (out / "report.md").write_text(text)
-    (out / "report.html").write_text(_html(title, df, ov, fails, plots, panels, defs, md[2], train))
+    (out / "report.html").write_text(_html(title, df, ov, fails, plots, panels, defs,
+                                               md[2] + (f" Mixed code versions: {mixed}." if mixed else ""), train))
 
 
 _TRAIN_NOTE = ("Seconds per iteration are measured in each job (mean over the iterations it ran, on the job's "
