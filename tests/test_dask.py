@@ -121,3 +121,28 @@ def test_bad_cluster_options_exit_2(tmp_path, capsys, argv, match):
     study.write_text(json.dumps({"scenes": ["synthetic:16x8:0"], "grid": {"scale": 2}, "methods": ["upsample"]}))
     assert main(["run", str(study), "--out", str(tmp_path / "res"), "--quiet", *argv]) == 2
     assert match in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_jobs_that_need_a_gpu_run_only_on_workers_that_offer_one(tmp_path):
+    """Two worker processes, one offering ``gpu=1``: every job of a ``device = "cuda"`` study lands on
+    that worker (the rows record the worker's pid), whatever the job's outcome on this machine."""
+    distributed = pytest.importorskip("distributed")
+    env = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    workers = {
+        "gpu": {"cls": distributed.Nanny, "options": {"nthreads": 1, "resources": {"gpu": 1}, "env": env}},
+        "cpu": {"cls": distributed.Nanny, "options": {"nthreads": 1, "env": env}},
+    }
+    scheduler = {"cls": distributed.Scheduler, "options": {"dashboard_address": None}}
+    st = study_from_dict({"name": "gpu", "scenes": ["synthetic:16x8:0", "synthetic:16x8:1"], "device": "cuda",
+                          "grid": {"scale": [2, 4]}, "methods": [{"name": "upsample", "modes": ["blind"]}]})
+    with distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.CRITICAL) as cluster, \
+            distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
+        pids = client.run(os.getpid)
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        gpu_pid = next(pids[a] for a, w in info.items() if (w.get("resources") or {}).get("gpu"))
+        summary = run_study(st, tmp_path / "res", scheduler=cluster.scheduler_address, threads=1, progress=False)
+    rows = list(ResultStore(tmp_path / "res").rows())
+    assert summary.lost == 0 and len(rows) == 4
+    assert {r["worker"]["pid"] for r in rows} == {gpu_pid}

@@ -212,6 +212,7 @@ def _alive(pid: int) -> bool:
 
 def test_pool_workers_die_with_a_killed_parent(tmp_path):
     """kill -9 of the run alone: its pool workers exit within seconds and compute nothing more."""
+    pytest.importorskip("psutil")
     driver = write_plugin(tmp_path / "plugin")
     marker = tmp_path / "started"
     study = sleepy_study(tmp_path / "s.toml", n_scenes=8, sleep=2.0, marker=marker)

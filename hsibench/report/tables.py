@@ -58,7 +58,7 @@ def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
     flat = []
     for r in rows:
         d = {k: r.get(k) for k in ("job_id", "study", "scene", "scale", "kernel", "sensor", "snr_hs", "snr_ms", "seed",
-                                    "method", "label", "preset", "mode", "family", "status", "runtime_s", "peak_mem_mb",
+                                    "method", "label", "preset", "mode", "family", "status", "runtime_s", "peak_mem_mb", "code_id",
                                     "psf_error", "srf_error", "estimator_psf_error", "estimator_srf_error",
                                     "case_id")}
         config = r.get("config") or {}

@@ -244,6 +244,7 @@ def _row_base(job: Job) -> dict[str, Any]:
         "code_id": code_version()["code_id"],
         "conventions_version": CONVENTIONS_VERSION,
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "worker": {"host": platform.node(), "pid": os.getpid()},
     }
 
 
