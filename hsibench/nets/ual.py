@@ -556,7 +556,7 @@ class UAL(NetMethod):
     # ------------------------------------------------------------------ adaptation
 
     def _degeneration(self, ctx: Context, device) -> tuple[PSFLayer, dict[str, Any]]:
-        from ..degrade.psf import FWHM_TO_SIGMA, gaussian_kernel
+        from ..degrade.psf import fwhm_to_sigma, gaussian_kernel
 
         p = self.params
         s = int(ctx.scale)
@@ -570,7 +570,7 @@ class UAL(NetMethod):
             return PSFLayer(s, init=np.asarray(ctx.psf), param=p["psf_param"],
                             boundary=ctx.boundary).to(device), {"psf_init": "estimate"}
         k = _psf_size(s, p["psf_size"])
-        sigma = float(p["psf_init_sigma"]) if p["psf_init_sigma"] is not None else s * FWHM_TO_SIGMA
+        sigma = float(p["psf_init_sigma"]) if p["psf_init_sigma"] is not None else fwhm_to_sigma(s)
         return (PSFLayer(s, init=gaussian_kernel(k, sigma), param=p["psf_param"], boundary=ctx.boundary).to(device),
                 {"psf_init": f"gaussian {k}x{k}, sigma {sigma:.3g}"})
 
