@@ -37,8 +37,8 @@ import numpy as np
 
 from ..degrade.psf import make_kernel
 from ..degrade.spatial import blur_decimate, upsample
-from ..methods.base import Context, InputError, Method, get_estimator
-from ..methods.registry import register
+from ..methods.base import Context, InputError, Method
+from ..methods.registry import get_estimator, register
 from ..xp import array_namespace, asarray_like, device_of, to_numpy
 from ._common import as_float64, nnls_gram, virtual_dimensionality, vca
 
@@ -430,9 +430,7 @@ class CNMF(Method):
         if policy == "gauss":
             psf, psf_source = None, None
         elif policy == "estimate" and psf is None:
-            est = get_estimator()
-            if est is None:
-                raise InputError("cnmf: coupling_psf='estimate' but no degradation estimator is registered")
+            est = get_estimator()  # raises EstimatorMissing if none is registered
             coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
             psf, _ = est(to_numpy(lr), to_numpy(msi), ctx.scale, band_coverage=coverage)
             psf_source = "estimated (degradation estimator)"

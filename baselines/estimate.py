@@ -34,7 +34,8 @@ import numpy as np
 from ..degrade.psf import box_kernel, make_kernel, psf_error
 from ..degrade.spatial import blur_decimate
 from ..degrade.srf import srf_error
-from ..methods.base import InputError, register_estimator
+from ..methods.base import InputError
+from ..methods.registry import register_estimator
 from ..xp import array_namespace, asarray_like, to_numpy
 from ._common import as_float64, difference_matrix, eigh_desc, nnls_gram
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,8 +25,7 @@ __all__ = [
     "NotApplicable",
     "InputError",
     "validate_inputs",
-    "register_estimator",
-    "get_estimator",
+    "run_method",
 ]
 
 KNOWLEDGE_MODES = ("oracle", "srf_support", "blind", "estimated")
@@ -203,24 +202,6 @@ def validate_inputs(lr, msi, ctx: Context) -> None:
             raise InputError(f"{name} is all zero")
 
 
-_ESTIMATOR: dict[str, Callable] = {}
-
-
-def register_estimator(fn: Callable) -> Callable:
-    """Register the degradation estimator ``fn(lr, msi, scale, band_coverage=None) -> (psf, srf)``."""
-    _ESTIMATOR["default"] = fn
-    return fn
-
-
-def get_estimator() -> Callable | None:
-    if "default" not in _ESTIMATOR:
-        try:
-            import hsibench.baselines  # noqa: F401  (registers the estimator when it exists)
-        except ImportError:
-            pass
-    return _ESTIMATOR.get("default")
-
-
 def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
     if ctx.mode not in method.modes:
         raise NotApplicable(f"{method.name} does not support knowledge mode {ctx.mode!r} (supports {method.modes})")
@@ -228,9 +209,9 @@ def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
     missing = [n for n in ("psf", "srf") if getattr(ctx, n) is None and n in wanted]
     if not missing:
         return ctx
+    from .registry import get_estimator  # the registry, not an implementation, knows the estimator
+
     est = get_estimator()
-    if est is None:
-        raise NotApplicable(f"{method.name} needs {missing} in mode {ctx.mode!r} but no degradation estimator is available")
     coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
     psf, srf = est(to_numpy(lr), to_numpy(msi), ctx.scale, band_coverage=coverage)
     return ctx.with_estimates(psf, srf, "estimated")

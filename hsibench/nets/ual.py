@@ -62,8 +62,8 @@ Knowledge modes. UAL assumes P known and learns the PSF:
 * ``estimated``: P = the estimator's SRF (fixed); 𝓗 starts from the estimator's PSF and is learned.
 * ``srf_support`` / ``blind``: ``needs = ("srf",)``, so the suite's estimator supplies P (from the
   band coverage in ``srf_support``, full coverage in ``blind``); 𝓗 starts from the paper's Gaussian
-  and is learned — the estimator's PSF is not used (reported as such). Without an estimator these
-  modes are refused (``NotApplicable``). An estimated P differs per image, so each image gets its own
+  and is learned — the estimator's PSF is not used (reported as such). Without a registered
+  estimator these modes fail (``EstimatorMissing``). An estimated P differs per image, so each image gets its own
   pre-training there (the cache still serves repeated runs of the same case).
 
 Pre-training cache: ``<cache>/ual/<sha256>.pt`` (+ ``.json`` metadata, sha256 of the weights file
