@@ -71,7 +71,7 @@ def test_metrics_of_identical_cubes_prints_infinity(tmp_path, capsys):
     (["simulate", "missing.mat", "--scale", "4", "-o", "{o}"], "no such file"),
     (["run", "missing.toml"], "not found"),
 ])
-def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, argv, match):
+def test_bad_input_gives_one_line_error_and_exit_2(tmp_path, argv, match):
     rng = np.random.default_rng(0)
     a = rng.random((3, 16, 16)).astype(np.float32)
     files = {"a": a, "b": a[:, :8], "nan": np.where(a > 0.5, np.nan, a), "lr": a[:, :8, :8]}
@@ -80,7 +80,7 @@ def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, argv, match):
     fmt = {k: str(tmp_path / f"{k}.npy") for k in files} | {"o": str(tmp_path / "o")}
     args = [x.format(**fmt) for x in argv]
     proc = subprocess.run([sys.executable, "-m", "hsibench", *args], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert match.lower() in err.lower(), err

@@ -15,11 +15,9 @@ from hsibench.degrade.psf import make_kernel
 from hsibench.kernels import KernelShapeError, blur_decimate, blur_decimate_adjoint, psf_plan
 
 
-class spatial:  # noqa: N801 -- the NumPy reference, also once degrade.spatial dispatches to the kernels
-    blur_decimate = staticmethod(getattr(_spatial, "blur_decimate_reference", _spatial.blur_decimate))
-    blur_decimate_adjoint = staticmethod(
-        getattr(_spatial, "blur_decimate_adjoint_reference", _spatial.blur_decimate_adjoint)
-    )
+class spatial:  # noqa: N801 -- the array-API reference (never the dispatching public function)
+    blur_decimate = staticmethod(_spatial.blur_decimate_reference)
+    blur_decimate_adjoint = staticmethod(_spatial.blur_decimate_adjoint_reference)
 
 SPECS = [
     "gauss_sigma0.5",
