@@ -14,10 +14,18 @@ def run(*argv):
 
 
 def test_list_verbs(capsys):
-    for what in ("methods", "kernels", "sensors", "datasets"):
+    for what in ("methods", "sensors", "datasets"):
         assert run("list", what) == 0
     out = capsys.readouterr().out
-    assert "gsa" in out and "gauss_fwhm" in out and "landsat8_bgr" in out and "synthetic" in out
+    assert "gsa" in out and "landsat8_bgr" in out and "synthetic" in out
+    # the PSF presets: `list psfs`, and `list kernels` (the older name, kept as a contract) prints the same
+    assert run("list", "psfs") == 0
+    psfs = capsys.readouterr().out
+    assert run("list", "kernels") == 0
+    assert capsys.readouterr().out == psfs
+    from hsibench.degrade import PSF_PRESETS
+
+    assert [line.split()[0] for line in psfs.splitlines()] == list(PSF_PRESETS)
 
 
 def test_simulate_fuse_metrics_roundtrip(tmp_path, capsys):
