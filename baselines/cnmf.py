@@ -10,7 +10,7 @@ agree with float64 to 0.001 and it is 2× faster; costs and the stopping rule ar
 The spatial operator is
 :func:`hsibench.degrade.spatial.blur_decimate` (and :func:`upsample` for the abundance start).
 
-Re-derived from the paper and the documented defaults (anchors.md §2.2), not from the toolbox code.
+Re-derived from the paper and the toolbox's documented defaults, not from the toolbox code.
 Departures from the reference toolbox:
 
 * the reference always uses its own Gaussian (FWHM = s, 2s×2s support, our ``gauss_fwhm_wide``

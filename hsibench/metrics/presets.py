@@ -1,8 +1,8 @@
 """Metric presets: the suite default and the papers' own conventions, each defined in one place.
 
 A preset fixes every choice that changes a number (window, data range, peak, zero-pixel policy,
-ERGAS mean, rounding). ``hsibench`` is the suite default of ``conventions.md``; the others
-reproduce what the anchors' released code computes (``anchors.md`` §1-§2 and §5), so that their
+ERGAS mean, rounding). ``hsibench`` is the suite default of ``docs/conventions.md`` §8; the others
+reproduce what the papers' released code computes, so that their
 published numbers can be compared like with like. Every preset reports the same eight scalars
 (:data:`~hsibench.metrics.reference.METRIC_NAMES`); a metric a paper does not report is computed
 as in ``hsibench``, and ``yokoya`` adds ``q2n``.
@@ -263,7 +263,7 @@ def _compute_yokoya(g, e, scale, data_range) -> tuple[Scalars, PerBand]:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("hsibench", "suite default (conventions.md, Metrics)", _HSIBENCH_DEFINITIONS,
+        Preset("hsibench", "suite default (docs/conventions.md §8)", _HSIBENCH_DEFINITIONS,
                _compute_hsibench),
         Preset("cucanet", "CUCaNet released code (utils/visualizer.py MetricsCal)",
                _CUCANET_DEFINITIONS, _compute_cucanet),

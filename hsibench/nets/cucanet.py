@@ -1,8 +1,8 @@
 """CUCaNet: cross-attention in coupled unmixing nets.
 
 Yao, Hong, Chanussot, Meng, Zhu, Xu, "Cross-Attention in Coupled Unmixing Nets for Unsupervised
-Hyperspectral Super-Resolution", ECCV 2020 (seed ``000``; methods.md §1, anchors.md §1.1).
-Re-implemented from the paper and the layer/loss facts collected in the spec; no official code used.
+Hyperspectral Super-Resolution", ECCV 2020. Re-implemented from the paper and the released code's
+documented layers and losses (no code copied); the departures are listed below and in ``docs/methods.md``.
 
 Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
@@ -12,7 +12,7 @@ Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
   with u_c an h×w filter (a depthwise conv over the whole LR image), ``δ(o)`` = softmax over the
   channels, applied to G; spatial statistics from the HrMSI branch, ``S = Σ_c v_c ⊛ G_c`` (3×3, C→1),
   ``δ(S)`` = softmax over the H·W positions, brought to h×w by a second learned s×s stride-s layer
-  (the code's solution, methods.md §1.9.3) and applied to F. Inputs of the heads:
+  (the released code's solution) and applied to F. Inputs of the heads:
   ``[F ; F ⊙ δ(S)]`` and ``[G ; G ⊙ δ(o)]`` (1024 channels).
 * Heads: Conv1×1 1024→K, clamp to [0, 1] (the ANC; Table 1: clamp beats softmax), K = 128.
 * Decoders: f_de (K→L, the endmembers) and g_de (K→l), bias-free 1×1 convs, weights clipped to
@@ -34,13 +34,13 @@ Choices and departures (also in ``CUCaNet.deviations`` and the config):
   Kaiming initialisation.
 * Attention init: u = 1/(h·w) (a channel mean), v = 1/(9·C) (a local mean of the channel average;
   the code's 1/9 "mean" init on a 512-channel conv gives logits in the hundreds and a one-hot δ(S)).
-* **PSF** clamped ≥ 0 and renormalised to sum 1 after every step (the code leaves it unconstrained;
-  methods.md §1.9.7); the attention resizer uses the same constrained layer.
+* **PSF** clamped ≥ 0 and renormalised to sum 1 after every step (the code leaves it unconstrained);
+  the attention resizer uses the same constrained layer.
 * **SRF**: restricted to the band coverage in ``srf_support`` mode (the code uses the true SRF's
-  support); ``blind`` = full coverage (the "fully blind" variant of methods.md §1.9.7).
+  support); ``blind`` = full coverage (a fully blind variant).
 * KL sparsity: the paper's element-wise Bernoulli KL with ε = 0.01 (the code computes a different,
   softmax-based quantity), abundances clamped to [1e-6, 1 − 1e-6] inside the logs.
-* LrMSI weight λ_F = 1000 (methods.md §1.5 rec.; anchors.md quotes 10 000 for another logged run).
+* LrMSI weight λ_F = 1000 (the released code's value; another logged run of it used 10 000).
 * No validation-based early stopping in ``paper`` (single-image fusion has no validation set).
 * ``fast`` preset: widths 16-32-64, K = 30, 1200 iterations, lr 1e-2 and **softmax abundances**
   (the code's ``useSoftmax`` option). At a short budget the clamp heads fit slowly (many outputs
@@ -51,11 +51,7 @@ Choices and departures (also in ``CUCaNet.deviations`` and the config):
 Knowledge modes: ``oracle`` (PSF/SRF frozen at the truth), ``estimated`` (learned from the estimate),
 ``srf_support`` (the code's setting), ``blind``.
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-4, so these are upper bounds): ``fast`` on a 128×128×31 scene at s = 8:
-0.145 s/iteration → 1200 iterations in 178 s (CAVE balloons centre crop: 40.5 dB vs bicubic
-30.2 dB); on the full 256×256 balloons ≈ 0.7-0.9 s/iteration. ``paper`` preset: 2.7 s/iteration at
-128×128 (≈ 7.6 h for 10 000 iterations) and 12.9 s/iteration at 256×256 (≈ 36 h).
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """CycFusion: unsupervised HSI–MSI fusion by cycle consistency between the LrHSI and HrMSI domains.
 
 Shi, Zhang, Altmann, Chen, "Unsupervised Hyperspectral and Multispectral Image Fusion Based on the
-Cycle Consistency" (arXiv 2307.03413; seed ``002``; methods.md §3, anchors.md §1.5). The official
-repository holds only a README, so this is a re-implementation from the paper and the spec.
+Cycle Consistency" (arXiv 2307.03413). The official repository holds only a README, so this is a
+re-implementation from the paper; the departures are listed below and in ``docs/methods.md``.
 
 Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
 
@@ -10,11 +10,11 @@ Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
   F_z (SRF): a 1×1 conv whose rows are softmax-normalised over the HS bands (eq. 7). Both are the
   suite's :class:`~hsibench.nets.layers.PSFLayer` / :class:`~hsibench.nets.layers.SRFLayer` with
   ``param="softmax"``, i.e. the paper's parameterisation (the PSF layer applies the kernel with the
-  suite's block-centred geometry, conventions.md). Kaiming-normal logits (Algorithm 1) are handed to
+  suite's block-centred geometry, ``docs/conventions.md`` §2). Kaiming-normal logits (Algorithm 1) are handed to
   the layers as the kernels they define; the layers mix 1e-3 of the uniform kernel into a given start.
 * G_y (spatial up-sampling): log2(s) interpolation blocks ``ReLU(IN(Conv3×3(bicubic↑2(·))))`` (5 for
   s = 32 in the paper; block i has its own weights and the Table II width of row i), then the
-  refining block ``σ(Conv1×1(ReLU(IN(Conv1×1(·)))))`` (methods.md §3.3 reconstruction of the
+  refining block ``σ(Conv1×1(ReLU(IN(Conv1×1(·)))))`` (our reconstruction of the
   missing eq. 9). G_z (spectral up-sampling, eq. 10): five ``ReLU(IN(Conv1×1))`` layers, then
   ``σ(Conv1×1)``. Table II widths: G_y 32-64-128-128-128 + refine 128, G_z 32-64-128-128-128 (the
   missing Table II row is 128: the parameter count then matches Table V's 0.47 M for CAVE).
@@ -31,21 +31,21 @@ Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
 Choices and departures (also in ``CycFusion.deviations`` and the config):
 
 * **Maximum lr 1e-3** (``lr``): the paper gives it only in its Fig. 3, which the seed text lacks;
-  1e-3 is the paper's pre-training lr and methods.md §3.8's recommendation.
+  1e-3 is the paper's pre-training lr.
 * **One-cycle shape**: the engine's ``cosine`` schedule with a linear warm-up from ~0 over
   ``warmup`` iterations, then cosine to 0 (PyTorch's ``OneCycleLR`` warms up along a cosine from
   max/25 and ends at max/2.5e5). With ``ctx.iterations`` the warm-up and the pre-training are
   scaled by the same ratio, so a shortened budget keeps the paper's 1/3 + 2/3 shape.
-* **L1 reduction: mean per term** (methods.md §3.8 rec. 5): the terms mix LR- and HR-sized images and
+* **L1 reduction: mean per term**: the terms mix LR- and HR-sized images and
   the paper weights them equally; a sum would let the HR terms dominate by s².
 * **G_y widths for s ≠ 32**: the first log2(s) Table II widths (32-64-128 at s = 8); widths beyond
   the table repeat its last one. A scale that is not a power of two (≥ 2) raises
   :class:`~hsibench.methods.MethodError` (the ×2 interpolation blocks cannot reach it).
 * ``width_mult`` (1): the paper's text says the hidden widths are doubled for Chikusei/Pavia, but its
-  Table V parameter counts match the un-doubled widths (methods.md §3.3), so 1 is kept everywhere.
+  Table V parameter counts match the un-doubled widths, so 1 is kept everywhere.
 * Zero padding in the 3×3 convs; bicubic with ``align_corners=False`` (neither is stated).
 * Knowledge modes: ``oracle`` = the paper's CycFusion-noblind (pre-training skipped, PSF/SRF frozen
-  at the truth, held exactly by the layers' frozen clamp form; methods.md §3.8 rec. 11);
+  at the truth, held exactly by the layers' frozen clamp form);
   ``estimated``: the PSF/SRF logits start from the estimate (log of the kernel, mixed with 1e-3 of
   the uniform one) instead of Kaiming-normal, then pre-training and fine-tuning run as in the blind
   case; ``srf_support``: masked softmax, zero SRF weight outside the band coverage; ``blind``:
@@ -59,14 +59,7 @@ Choices and departures (also in ``CycFusion.deviations`` and the config):
   it drift from its pre-trained estimate (relative error 0.027 → 0.07-0.12) for at most 0.4 dB (at
   2e-2; none at 5e-2), hence the 0.02× multiplier (final error 0.053, 41.4 dB).
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-with a long benchmark run (load average 2-4.5, CPU pressure up to 90 %, so these are upper bounds):
-``fast`` on a 128×128×31 scene at s = 8: pre-training 1000 × 1.6 ms + training 600 × 0.23-0.24 s →
-144-148 s in all (CAVE balloons centre crop: blind 41.4 dB, oracle 42.0 dB, bicubic 30.2 dB; blind
-PSF error 0.97 → 0.05, SRF error 0.81 → 0.35); ≈ 0.9 s/iteration on the full 256×256 balloons.
-``paper`` preset: pre-training ≈ 2 ms/iteration (≈ 20 s), training 1.4 s/iteration at 128×128
-(≈ 12 h for 30 000 iterations) and 6.4 s/iteration at 256×256 (≈ 53 h); the paper reports 65 min
-per 512×512 CAVE image on an RTX 3090.
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 
@@ -101,7 +94,7 @@ def n_interp_blocks(scale: int) -> int:
 
 
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean-reduced L1 (methods.md §3.8 rec. 5)."""
+    """Mean-reduced L1 (each term weighs the same whatever its image size)."""
     return (a - b).abs().mean()
 
 
@@ -227,7 +220,7 @@ class CycFusion(NetMethod):
     modes = ("oracle", "srf_support", "blind", "estimated")
     deviations = (
         "re-implementation from the paper (the official repository holds no code)",
-        "one-cycle max lr 1e-3 (only in the paper's Fig. 3; methods.md rec.); linear warm-up from 0 then cosine "
+        "one-cycle max lr 1e-3 (only in the paper's Fig. 3); linear warm-up from 0 then cosine "
         "to 0 (the engine's schedule) instead of OneCycleLR's cosine warm-up from max/25",
         "mean-reduced L1 per loss term (reduction not stated)",
         "G_y for scale s uses log2(s) interpolation blocks with the first log2(s) Table II widths; "

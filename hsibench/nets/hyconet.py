@@ -2,7 +2,7 @@
 
 Zheng, Gao, Liao, Hong, Zhang, Cui, Chanussot, "Coupled Convolutional Neural Network With Adaptive
 Response Function Learning for Unsupervised Hyperspectral Super Resolution", IEEE TGRS 59(3), 2021
-(seed ``004``; methods.md §5). Re-implemented from the paper; no official code was used.
+Re-implemented from the paper; no official code was used. Departures below and in ``docs/methods.md``.
 
 Model (paper §III, eqs. 6-15), with Z the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
@@ -11,7 +11,7 @@ Model (paper §III, eqs. 6-15), with Z the LrHSI (L×h×w), Y the HrMSI (l×H×W
   ``Z̃_b = f_de(A_h^b)``; LrMSI AE: ``PSF(Y) ≈ SRF(Z)``. ``f_de`` is one bias-free 1×1 conv (the
   endmember matrix E, L × p) shared by all three AEs, weights clipped to [0, 1] after every step,
   outputs clamped to [0, 1].
-* Encoders (not given in the paper; methods.md §5.8 rec.): Conv1×1(in→128) → LReLU(0.2) →
+* Encoders (not given in the paper; our choice): Conv1×1(in→128) → LReLU(0.2) →
   Conv1×1(→256) → LReLU → Conv1×1(→512) → LReLU → Conv1×1(→p) → abundance activation.
 * Loss (eqs. 16-19, sum-reduced L1): ``‖Z − Z̃_a‖ + α‖Z − Z̃_b‖ + β‖Y − Ỹ‖ + γ‖PSF(Y) − SRF(Z)‖
   + μ(Σ sum-to-one on A, A_h^a, A_h^b) + ν(KL(a ‖ A) + KL(a ‖ A_h^a))``, α = β = 10, γ = 100,
@@ -36,17 +36,13 @@ Choices and departures (also in ``HyCoNet.deviations`` and the config):
   feed every MS band (coverage unknown). The released code's SRF-learning flag bug (``isCalSP`` tested
   against ``'Yes'``, so the SRF was never learned) does not exist here: the SRF is learned in every
   non-oracle mode.
-* KL with abundances clamped to [1e-6, 1 − 1e-6] inside the logs (methods.md §5.8).
+* KL with abundances clamped to [1e-6, 1 − 1e-6] inside the logs (finite at 0 and 1).
 * Linear decay from the first iteration (``decay_start=0``; the code lineage holds the lr for 2000).
 
 Knowledge modes: ``oracle`` (PSF and SRF frozen at the truth), ``estimated`` (learned, started from
 the estimate), ``srf_support`` (paper setting), ``blind``.
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-4, so these are upper bounds): ``fast`` on a 128×128×31 scene at s = 8:
-0.078-0.12 s/iteration → 1500 iterations in 120-185 s (CAVE balloons centre crop: 43.4 dB vs
-bicubic 30.2 dB); on the full 256×256 balloons ≈ 0.3-0.6 s/iteration. ``paper`` preset: 1.2
-s/iteration at 128×128 (≈ 3.4 h for 10 000 iterations) and 4.8 s/iteration at 256×256 (≈ 13 h).
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 
@@ -124,7 +120,7 @@ class HyCoNet(NetMethod):
     modes = ("oracle", "srf_support", "blind", "estimated")
     deviations = (
         "lr 5e-3 (paper) not 3e-3 (code); per-module lr multipliers (MSI encoder 0.5, PSF/SRF 0.2) from the code lineage",
-        "encoder layers not in the paper: 1x1 stack 128-256-512-p (methods.md 5.8)",
+        "encoder layers not in the paper: 1x1 stack 128-256-512-p",
         "clamp abundances (paper, Fig. 6); the released code defaults to softmax (abundance='softmax')",
         "PSF clamped >= 0 and renormalised to sum 1 after each step (paper: clamp to [0,1] only)",
         "SRF learned in every non-oracle mode (the released code's isCalSP flag bug disabled it); full coverage in blind mode",

@@ -17,8 +17,8 @@ HyCoNet/CUCaNet).
 Parameterisation (``param``):
 
 * ``"clamp"`` (default): the raw weights are projected after every optimiser step (clamped at 0,
-  masked, renormalised to sum 1; the HyCoNet/CUCaNet clipper plus the renormalisation that
-  methods.md §1.9/§5.8 recommend), and the forward pass also uses ``relu(w)/sum(relu(w))`` so the
+  masked, renormalised to sum 1; the HyCoNet/CUCaNet clipper plus a renormalisation, so the PSF
+  stays a PSF), and the forward pass also uses ``relu(w)/sum(relu(w))`` so the
   constraints hold at every forward pass, including the first. Adam moves a tap by about ``lr`` per
   step, so a uniform s×s kernel can concentrate within a few hundred steps.
 * ``"softmax"``: ``softmax(logits)`` (masked softmax for the SRF): the constraints hold by

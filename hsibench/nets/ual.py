@@ -1,8 +1,8 @@
 """UAL: unsupervised adaptation learning (supervised pre-training on synthetic scenes + per-image adaptation).
 
 Zhang, Nie, Wei, Zhang, Liao, Shao, "Unsupervised Adaptation Learning for Hyperspectral Imagery
-Super-resolution", CVPR 2020 (seed ``003``; methods.md §4, anchors.md §1.4). Re-implemented from
-the paper and the spec; no official code was used.
+Super-resolution", CVPR 2020. Re-implemented from the paper (no code copied); the departures are
+listed below and in ``docs/methods.md``.
 
 Model (paper §3), with X the HrMSI (b×H×W), Y the LrHSI (B×h×w), P the SRF (b×B, given):
 
@@ -16,7 +16,7 @@ Model (paper §3), with X the HrMSI (b×H×W), Y the LrHSI (B×h×w), P the SRF 
   :class:`~hsibench.nets.layers.PSFLayer`.
 * **Pre-training** (eq. 3, ℓ1): the fusion module alone, supervised, on pairs (X = PZ,
   Y = blur_decimate(Z, k), Z) with random Gaussian PSFs k (size ∈ [5, 15] with the parity of s,
-  σ ∈ [0.5, 2]: the paper's ranges, methods.md §4.8 rec. 8), the given P and the same s, 90°
+  σ ∈ [0.5, 2]: the paper's ranges), the given P and the same s, 90°
   rotations and flips, no noise; Adam lr 1e-4 × 0.7 every 10 epochs, 150 epochs, batch 6,
   128×128 patches.
 * **Adaptation** (eq. 4, ℓ1 means with equal weights, as the code): ‖X − PẐ‖₁ + ‖Y − 𝓗(Ẑ)‖₁
@@ -43,7 +43,7 @@ Choices and departures (also in ``UAL.deviations`` and the config):
 * Per-group **weight decay** as Adam's L2 (gradient + wd·θ) through gradient hooks, since the engine
   has one ``weight_decay``; identical to two Adam groups with their own decay.
 * 𝒫_a/𝒫_b: M convs with ReLU between them and none after the last (SFT style, the paper's [23]);
-  separate weights per branch (methods.md §4.8 rec. 3; ``shared_guidance=True`` shares them).
+  separate weights per branch (``shared_guidance=True`` shares them).
   Fusion head Conv(3w→w) → ReLU → Conv(w→B) (rec. 4). The adaptation module's output conv starts at
   zero, so Ẑ = Z̃ before adaptation (the paper gives no initialisation).
 * ``fusion_residual=True`` (``fast`` preset only) adds Y↑ to the fusion output and zero-initialises
@@ -76,23 +76,7 @@ adaptation is re-seeded from ``ctx.seed`` afterwards, so a hit gives bit-identic
 run. A file lock serialises concurrent workers on the same key. Info keys ``pretrain_cached``,
 ``pretrain_seconds`` (of the run that trained the weights), ``pretrain_cache_path``.
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-3, so these are upper bounds):
-
-* ``fast`` on a 128×128×31 synthetic scene (``synthetic_scene(128, 31, seed=1)``, s = 8,
-  ``gauss_fwhm``, Landsat-8 B/G/R, blind): pre-training 84-103 s (scene generation < 1 s, ≈ 0.2
-  s/step), adaptation 600 × 0.06 s = 36 s: 123 s in all on a cache miss, the adaptation alone
-  (≈ 37 s) on a hit. 28.6 dB vs bicubic 22.1 dB (+6.5); the fusion module alone gives 20.9 dB, so
-  with this short pre-training the gain comes from the adaptation. The Gaussian start (FWHM = s) is
-  exactly the true ``gauss_fwhm`` kernel there, and the learned PSF drifts from it (relative error
-  0 → 0.44).
-  On the test case (64×64×31, s = 4, toy spectra unlike the library's): the full ``fast`` preset
-  +3.75 dB over bicubic (fusion module alone −4.6 dB; PSF error 0.745 → 0.27), ≈ 110 s; the
-  tests' 150-step pre-training and 400 iterations +2.3 dB (PSF error 0.745 → 0.225).
-* ``paper``: one pre-training step (batch 6, 128×128, width 64, 1.5 M parameters) takes 10.6 s ⇒
-  ≈ 43 h for the 14 700 steps (plus ≈ 16 s for the twelve 512×512 scenes); adaptation (331 k
-  parameters, 32×32 PSF) 0.49 s/iteration at 128×128 (12 min for 1500) and 2.0 s/iteration at
-  256×256 (49 min).
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 
@@ -410,7 +394,7 @@ class UAL(NetMethod):
         "degeneration kernel non-negative and summing to 1, no bias, block-centred symmetric padding "
         "(code: free 32x32 conv with bias, replicate padding)",
         "LrHSI upsampled with the suite's block-centred bicubic (paper: bicubic; code: bilinear)",
-        "guidance blocks: M convs, linear last layer, separate weights per branch (methods.md 4.8 rec. 3); "
+        "guidance blocks: M convs, linear last layer, separate weights per branch; "
         "fusion head conv-ReLU-conv (rec. 4); adaptation output conv zero-initialised",
         "per-group weight decay as gradient hooks (Adam L2), since the engine has one weight_decay",
         "oracle mode freezes the degeneration net at the true PSF; srf_support/blind take P from the suite's "
