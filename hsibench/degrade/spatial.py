@@ -72,10 +72,41 @@ def _check_operator(hr_shape, psf, scale: int, boundary: str) -> np.ndarray:
 def blur_decimate(x, psf, scale: int, boundary: str = "symmetric"):
     """LR = decimate_s(correlate(X, psf)), block-centred, for every leading index of ``x``.
 
-    The kernel is used as given (a PSF from :func:`make_kernel` already sums to 1).
-    ``x``: (..., H, W) with s | H and s | W. ``psf``: (kh, kw) with kh ≡ kw ≡ s (mod 2).
-    Returns (..., H/s, W/s) in the namespace and dtype of ``x``. Fused kernel where
-    :func:`hsibench.accel.kernel_path` allows, else :func:`blur_decimate_reference`.
+    LR pixel (i, j) is the PSF-weighted sum centred on HR block [i·s, (i+1)·s) × [j·s, (j+1)·s)
+    (``docs/conventions.md`` §2). The PSF is used as given (one from :func:`~hsibench.degrade.make_psf`
+    already sums to 1). Runs the fused kernel where :func:`hsibench.accel.kernel_path` allows (NumPy
+    float32/float64, CUDA arrays), else :func:`blur_decimate_reference`.
+
+    Parameters
+    ----------
+    x : array (..., H, W)
+        HR image(s) of any array-API namespace (NumPy, CuPy, torch), s | H and s | W.
+    psf : array (kh, kw)
+        The PSF, kh ≡ kw ≡ s (mod 2).
+    scale : int
+        Scale factor s.
+    boundary : {"symmetric", "circular"}
+        How pixels beyond the border are read (``docs/conventions.md`` §3).
+
+    Returns
+    -------
+    array (..., H/s, W/s)
+        In the namespace and dtype of ``x``.
+
+    Raises
+    ------
+    PSFError
+        A PSF that is not 2-D, not finite, or of the wrong parity.
+    ValueError
+        A scale that does not divide the image, an unknown boundary, a PSF wider than the image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 4, 4)
+    >>> blur_decimate(x, np.full((2, 2), 0.25), 2)  # s×s box: block means
+    array([[[ 2.5,  4.5],
+            [10.5, 12.5]]])
     """
     k = _check_operator(x.shape[-2:], psf, scale, boundary)
     if kernel_path(x):
@@ -109,8 +140,43 @@ def blur_decimate_reference(x, psf, scale: int, boundary: str = "symmetric"):
 def blur_decimate_adjoint(y, psf, scale: int, hr_shape: tuple[int, int], boundary: str = "symmetric"):
     """Exact transpose of :func:`blur_decimate`: <A x, y> = <x, Aᵀ y> for every x, y.
 
-    ``y``: (..., H/s, W/s); returns (..., H, W) in the namespace and dtype of ``y``. Fused kernel
-    where :func:`hsibench.accel.kernel_path` allows, else :func:`blur_decimate_adjoint_reference`.
+    Fused kernel where :func:`hsibench.accel.kernel_path` allows, else
+    :func:`blur_decimate_adjoint_reference`.
+
+    Parameters
+    ----------
+    y : array (..., H/s, W/s)
+        LR image(s) of any array-API namespace.
+    psf : array (kh, kw)
+        The PSF of the forward operator, kh ≡ kw ≡ s (mod 2).
+    scale : int
+        Scale factor s.
+    hr_shape : (int, int)
+        (H, W) of the HR grid.
+    boundary : {"symmetric", "circular"}
+        The forward operator's boundary rule.
+
+    Returns
+    -------
+    array (..., H, W)
+        In the namespace and dtype of ``y``.
+
+    Raises
+    ------
+    PSFError
+        A PSF that is not 2-D, not finite, or of the wrong parity.
+    ValueError
+        ``y`` not of shape (H/s, W/s), a scale that does not divide ``hr_shape``, an unknown boundary.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, y, k = rng.random((6, 6)), rng.random((3, 3)), np.full((4, 4), 1 / 16)
+    >>> lhs = np.vdot(blur_decimate(x, k, 2), y)
+    >>> rhs = np.vdot(x, blur_decimate_adjoint(y, k, 2, (6, 6)))
+    >>> bool(np.isclose(lhs, rhs, rtol=1e-12))
+    True
     """
     k = _check_operator(hr_shape, psf, scale, boundary)
     rows, cols = (int(n) for n in hr_shape)

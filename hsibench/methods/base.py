@@ -49,7 +49,46 @@ class Context:
 
     ``psf``/``srf`` are present only in ``oracle`` mode (or after estimation in ``estimated``
     mode, or when a method that needs them is handed the estimator's output); ``coverage`` is the
-    (MS × HS) boolean band-coverage mask available in ``srf_support`` and ``oracle`` modes.
+    (MS × HS) boolean band-coverage mask available in ``srf_support`` and ``oracle`` modes. Build it
+    with :meth:`from_truth`, which keeps only what the mode allows (``docs/conventions.md`` §7).
+
+    Parameters
+    ----------
+    scale : int
+        Scale factor s.
+    mode : {"oracle", "srf_support", "blind", "estimated"}
+        Knowledge mode.
+    psf, srf, coverage : array or None
+        PSF (kh, kw), SRF (l, L), band coverage (l, L) bool.
+    wavelengths : array or None
+        HS band centres in nm (some methods use them).
+    boundary : {"symmetric", "circular"}
+        Boundary rule of the forward model.
+    device : str
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (deep nets).
+    seed : int
+        Seed of the method's random choices.
+    iterations : int or None
+        Overrides an iterative method's budget.
+    progress : bool
+        Show a progress bar.
+    knowledge_source : dict
+        Where the PSF/SRF came from (``true``, ``given``, ``estimated``); filled in automatically.
+
+    Raises
+    ------
+    InputError
+        An unknown knowledge mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> psf, srf = np.full((4, 4), 1 / 16), np.full((3, 31), 1 / 31)
+    >>> ctx = Context.from_truth(scale=4, mode="srf_support", psf=psf, srf=srf)
+    >>> ctx.psf is None, ctx.srf is None, ctx.coverage.shape
+    (True, True, (3, 31))
+    >>> Context.from_truth(scale=4, mode="oracle", psf=psf, srf=srf).knowledge_source
+    {'psf': 'true', 'srf': 'true'}
     """
 
     scale: int
@@ -218,7 +257,50 @@ def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
 
 
 def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
-    """Validate, resolve knowledge, run ``method.fuse``, validate the output, and time it."""
+    """Validate, resolve knowledge, run ``method.fuse``, validate the output, and time it.
+
+    Calling a method (``method(lr, msi, ctx)``) does the same. When the mode lacks a PSF/SRF the
+    method ``needs`` (or, in ``estimated`` mode, one it ``uses``), the registered degradation
+    estimator supplies it and ``info["knowledge_source"]`` says so.
+
+    Parameters
+    ----------
+    method : Method
+        An instance, e.g. from :func:`~hsibench.methods.create_method`.
+    lr : array (L, h, w)
+        The LrHSI (any array-API namespace the method supports).
+    msi : array (l, H, W)
+        The HrMSI, H = s·h, W = s·w.
+    ctx : Context
+        The knowledge and run settings.
+
+    Returns
+    -------
+    FusionResult
+        ``hr`` (L, H, W) in the inputs' namespace, ``info`` (knowledge sources, estimates, learned
+        PSF/SRF, loss curves, ...) and ``runtime_s``.
+
+    Raises
+    ------
+    InputError
+        NaN/Inf, wrong shapes, a scale that does not divide, band mismatches, a bad PSF.
+    NotApplicable
+        The method does not support ``ctx.mode``.
+    EstimatorMissing
+        An estimate is needed but no degradation estimator is registered.
+    MethodError
+        The method failed, returned the wrong shape, or produced NaN/Inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hsibench.methods import create_method
+    >>> lr = np.ones((31, 4, 4), dtype=np.float32)
+    >>> msi = np.ones((3, 16, 16), dtype=np.float32)
+    >>> res = run_method(create_method("upsample"), lr, msi, Context(scale=4, mode="blind"))
+    >>> res.hr.shape, bool(np.allclose(res.hr, 1.0))
+    ((31, 16, 16), True)
+    """
     validate_inputs(lr, msi, ctx)
     t0 = time.perf_counter()
     ctx = _resolve_knowledge(method, lr, msi, ctx)

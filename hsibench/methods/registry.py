@@ -79,6 +79,33 @@ def get_method(name: str) -> type[Method]:
 
 
 def create_method(name: str, preset: str = "default", **params: Any) -> Method:
+    """An instance of the registered method ``name`` with a preset and parameter overrides.
+
+    Parameters
+    ----------
+    name : str
+        A registered method (``hsibench list methods``).
+    preset : str
+        One of the method's ``presets`` (``default``; ``paper``/``fast`` for the deep nets, ...).
+    **params
+        Overrides of the preset's parameters.
+
+    Returns
+    -------
+    Method
+        Call it as ``method(lr, msi, ctx)`` (see :func:`~hsibench.methods.run_method`).
+
+    Raises
+    ------
+    InputError
+        An unknown method, preset or parameter.
+
+    Examples
+    --------
+    >>> m = create_method("cnmf", "reference", inner_iter=50)
+    >>> m.name, m.preset, m.params["inner_iter"], m.params["coupling_psf"]
+    ('cnmf', 'reference', 50, 'gauss')
+    """
     return get_method(name)(preset=preset, **params)
 
 

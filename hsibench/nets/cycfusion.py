@@ -51,7 +51,7 @@ Choices and departures (also in ``CycFusion.deviations`` and the config):
   case; ``srf_support``: masked softmax, zero SRF weight outside the band coverage; ``blind``:
   softmax over every HS band (the paper's setting).
 * ``fast`` preset (CPU budget): widths G_y 16-16-32(-32-32), refine 32, G_z 16-32-32-32-32;
-  pre-training 1000 iterations at lr 1e-2 (LR-sized, ~2 ms each); training 600 iterations, one-cycle
+  pre-training 1000 iterations at lr 1e-2 (LR-sized, so cheap); training 600 iterations, one-cycle
   with 200 warm-up, **max lr 5e-2** and the PSF/SRF fine-tuned at 0.02× that (= the paper's 1e-3),
   plateau stop on. At 600 iterations the one-cycle peak matters most (CAVE balloons 128×128 centre
   crop, s = 8, blind, no multiplier, 800 pre-training iterations; bicubic 30.2 dB): max lr 2e-3

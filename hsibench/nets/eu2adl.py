@@ -50,7 +50,7 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   the paper says 3×3: ``hsi_head_kernel=3``).
 * ``ctx.iterations`` sets the stage-2 budget; stage 1 is scaled by the same ratio.
 * ``fast`` preset (CPU budget): P = 20, width 12 (branches of 4), 3 blocks; stage 1 2000 iterations
-  at lr 1e-2 (cheap: ~5 ms/iteration; CAVE balloons 128×128 crop, s = 8: PSF error 0.97 → 0.018);
+  at lr 1e-2 (cheap: the branch is tiny; CAVE balloons 128×128 crop, s = 8: PSF error 0.97 → 0.018);
   stage 2 1200 iterations at lr 5e-3 with **ω = μ = 0.05** (the paper's 5e-4 leaves the abundances
   ~1000× too small at initialisation and needs the 14 000-iteration budget: 31.5 vs 35.8 dB at 600
   iterations on that crop) and **λ_deg = 100** (the fused output is tied to the inputs only through

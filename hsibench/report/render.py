@@ -22,7 +22,47 @@ def _heading(key: dict) -> str:
 
 
 def make_report(results: str | Path, out_dir: str | Path | None = None, title: str | None = None) -> Path:
-    """Write report.md, report.html, results.csv and PNG plots/panels; return the Markdown path."""
+    """Build the report of a results store: report.md, report.html, results.csv and PNG plots/panels.
+
+    Tables summarise each metric per method and degradation, one table per knowledge mode; the
+    report reads only the result rows (``docs/studies.md``).
+
+    Parameters
+    ----------
+    results : str or Path
+        A results store folder (with ``jobs/``), as written by :func:`hsibench.study.run_study`.
+    out_dir : str or Path or None
+        Where to write; default ``<results>/report``.
+    title : str or None
+        The report's title; default from the study name.
+
+    Returns
+    -------
+    Path
+        The path of ``report.md``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``results`` is not a results store.
+    ValueError
+        The store holds no finished job.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from hsibench.study import run_study, study_from_dict
+    >>> study = study_from_dict({"scenes": ["synthetic:32x8:0"], "grid": {"scale": [2]},
+    ...                          "methods": [{"name": "upsample", "modes": ["blind"]}],
+    ...                          "save_outputs": "none"})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = run_study(study, Path(tmp) / "res", threads=1, progress=False)
+    ...     md = make_report(Path(tmp) / "res", Path(tmp) / "rep")
+    ...     names = sorted(p.name for p in md.parent.iterdir() if p.is_file())
+    >>> names
+    ['report.html', 'report.md', 'results.csv']
+    """
     store = ResultStore(results)
     if not store.jobs_dir.is_dir():
         raise FileNotFoundError(f"no results store at {results} (expected a jobs/ folder)")

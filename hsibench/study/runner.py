@@ -243,7 +243,50 @@ class RunSummary:
 
 def run_study(study: Study, out_dir: str | Path, workers: int = 1, threads: int | None = None,
               retry_failed: bool = False, progress: bool = True) -> RunSummary:
-    """Execute every unfinished job of ``study`` into the store at ``out_dir``."""
+    """Execute every unfinished job of ``study`` into the store at ``out_dir``.
+
+    Each finished job is written at once as ``<out_dir>/jobs/<job_id>.json`` (the row schema is in
+    ``docs/studies.md``); jobs that already have a row are skipped, so a killed run loses nothing
+    that finished. A method that raises gives a ``failed`` row and the study goes on.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`~hsibench.study.load_study` or :func:`~hsibench.study.study_from_dict`.
+    out_dir : str or Path
+        The results store folder (created if needed).
+    workers : int
+        1 runs the jobs in this process; more runs a pinned local process pool.
+    threads : int or None
+        Threads per worker (torch, BLAS/OpenMP, Numba); default: all cores for one worker.
+    retry_failed : bool
+        Run the jobs whose row says ``failed`` again.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    RunSummary
+        Counts (``total``, ``skipped``, ``ok``, ``failed``, ``not_applicable``, ``lost``), the
+        wall time and one line per failure.
+
+    Raises
+    ------
+    ValueError
+        ``workers × threads`` exceeds the cores.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from hsibench.study import study_from_dict
+    >>> study = study_from_dict({"scenes": ["synthetic:32x8:0"], "grid": {"scale": [2, 4]},
+    ...                          "methods": [{"name": "upsample", "modes": ["blind"]}]})
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     first = run_study(study, out, threads=1, progress=False)
+    ...     again = run_study(study, out, threads=1, progress=False)
+    >>> (first.total, first.ok), (again.skipped, again.ok)
+    ((2, 2), (2, 0))
+    """
     store = ResultStore(out_dir).init(study.source)
     jobs = list({j.job_id: j for j in study.jobs()}.values())
     done = store.finished_ids()
