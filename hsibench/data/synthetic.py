@@ -230,7 +230,7 @@ def synthetic_scene(size: int | tuple[int, int] = 128, bands: int = 31, endmembe
     endmembers : int
         Number of library spectra mixed (1-50).
     seed : int
-        Picks the spectra and the abundance maps.
+        Chooses which library spectra are mixed and how (the abundance maps).
     wavelength_range : (float, float)
         First and last band centre in nm.
     name : str or None
