@@ -10,7 +10,7 @@ agree with float64 to 0.001 and it is 2× faster; costs and the stopping rule ar
 The spatial operator is
 :func:`hsibench.degrade.spatial.blur_decimate` (and :func:`upsample` for the abundance start).
 
-Re-derived from the paper and the documented defaults (anchors.md §2.2), not from the toolbox code.
+Re-derived from the paper and the toolbox's documented defaults, not from the toolbox code.
 Departures from the reference toolbox:
 
 * the reference always uses its own Gaussian (FWHM = s, 2s×2s support, our ``gauss_fwhm_wide``
@@ -37,8 +37,8 @@ import numpy as np
 
 from ..degrade.psf import make_kernel
 from ..degrade.spatial import blur_decimate, upsample
-from ..methods.base import Context, InputError, Method, get_estimator
-from ..methods.registry import register
+from ..methods.base import Context, InputError, Method
+from ..methods.registry import get_estimator, register
 from ..xp import array_namespace, asarray_like, device_of, to_numpy
 from ._common import as_float64, nnls_gram, virtual_dimensionality, vca
 
@@ -430,9 +430,7 @@ class CNMF(Method):
         if policy == "gauss":
             psf, psf_source = None, None
         elif policy == "estimate" and psf is None:
-            est = get_estimator()
-            if est is None:
-                raise InputError("cnmf: coupling_psf='estimate' but no degradation estimator is registered")
+            est = get_estimator()  # raises EstimatorMissing if none is registered
             coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
             psf, _ = est(to_numpy(lr), to_numpy(msi), ctx.scale, band_coverage=coverage)
             psf_source = "estimated (degradation estimator)"

@@ -14,7 +14,8 @@ the three mode Gram pairs.
 
 Departures from the paper / reference code (documented choices):
 * spatial dictionaries are initialised from truncated SVDs of the HrMSI mode unfoldings (orthonormal,
-  not K-SVD), the spectral one from the SVD of the LrHSI (``spectral_init="svd"``, VCA optional);
+  not K-SVD); spectral atoms start as VCA endmembers of the LrHSI (``spectral_init="vca"``, default)
+  or its leading singular vectors (``"svd"``);
   after each spatial update the dictionary is re-orthonormalised by QR and the factor moved into the
   core, which keeps X unchanged and the core's ADMM step exactly solvable;
 * the core is initialised from the interpolated LrHSI, which sets the components no observation sees;

@@ -31,9 +31,11 @@ import math
 
 import numpy as np
 
-from ..degrade.psf import box_kernel, make_kernel
+from ..degrade.psf import box_kernel, make_kernel, psf_error
 from ..degrade.spatial import blur_decimate
-from ..methods.base import InputError, register_estimator
+from ..degrade.srf import srf_error
+from ..methods.base import InputError
+from ..methods.registry import register_estimator
 from ..xp import array_namespace, asarray_like, to_numpy
 from ._common import as_float64, difference_matrix, eigh_desc, nnls_gram
 
@@ -254,29 +256,3 @@ def estimate_degradation(
 
 register_estimator(estimate_degradation)
 
-
-def _pad_centre(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    out = np.zeros(shape)
-    dr, dc = shape[0] - k.shape[0], shape[1] - k.shape[1]
-    if dr % 2 or dc % 2:
-        raise ValueError(f"kernels of sizes {k.shape} and {shape} cannot be centred on each other (parity)")
-    out[dr // 2 : dr // 2 + k.shape[0], dc // 2 : dc // 2 + k.shape[1]] = k
-    return out
-
-
-def psf_error(est, true) -> float:
-    """Relative Frobenius error ||est − true|| / ||true||, the smaller kernel zero-padded centred."""
-    a = np.asarray(to_numpy(est), dtype=np.float64)
-    b = np.asarray(to_numpy(true), dtype=np.float64)
-    shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
-    a, b = _pad_centre(a, shape), _pad_centre(b, shape)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def srf_error(est, true) -> float:
-    """Relative Frobenius error ||est − true|| / ||true|| of two (MS × HS) SRF matrices."""
-    a = np.asarray(to_numpy(est), dtype=np.float64)
-    b = np.asarray(to_numpy(true), dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"SRF shapes differ: {a.shape} vs {b.shape}")
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..degrade.spatial import _as_kernel, _geometry, check_scale, upsample
+from ..degrade.geometry import as_psf, psf_geometry
+from ..degrade.spatial import check_scale, upsample
 from ..methods.base import Context, InputError, Method
 from ..methods.registry import register
 from ..xp import array_namespace, asarray_like, to_numpy
@@ -46,9 +47,9 @@ def psf_transfer(psf, scale: int, shape: tuple[int, int]) -> np.ndarray:
     """
     rows, cols = shape
     check_scale(rows, cols, scale)
-    k = _as_kernel(psf, scale)
-    pad_r, pad_c, st_r, st_c = _geometry(k.shape, scale)
-    off_r, off_c = st_r - pad_r, st_c - pad_c
+    k = as_psf(psf)
+    geo = psf_geometry(k.shape, scale)
+    off_r, off_c = geo.offset_r, geo.offset_c
     h = np.zeros((rows, cols))
     u = (-(off_r + np.arange(k.shape[0]))) % rows
     v = (-(off_c + np.arange(k.shape[1]))) % cols

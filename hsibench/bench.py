@@ -16,7 +16,7 @@ and 2s (``gauss_fwhm_wide``):
   reference, and the fused SSIM + UIQI kernel against scikit-image's Gaussian SSIM band loop;
 - a memory-bandwidth probe: one read of the cube (a vectorised parallel sum).
 
-Targets (issue 4): PSF ≥ 2x faster than torch and ≤ 3x the probe; scalar metrics ≤ 3x reading
+Targets: PSF ≥ 2x faster than torch and ≤ 3x the probe; scalar metrics ≤ 3x reading
 both cubes once; SSIM + UIQI ≥ 5x faster than scikit-image's SSIM alone. Slow baselines (scipy 2-D
 correlate with large kernels, scikit-image on the large cube) run on a subset of bands and are
 scaled to the full cube; the report says so. The machine load (before/after) and the busiest

@@ -86,10 +86,10 @@ def cmd_list(args) -> int:
         for m in method_table():
             print(f"{m['name']:<14} {m['family']:<10} modes={','.join(m['modes']):<38} presets={','.join(m['presets'])}")
             print(f"{'':<14} {m['summary'] or m['paper']}")
-    elif what == "kernels":
-        from .degrade import list_kernels
+    elif what in ("psfs", "kernels"):  # "kernels" is the older name of the PSF presets
+        from .degrade import list_psfs
 
-        for k, d in list_kernels().items():
+        for k, d in list_psfs().items():
             print(f"{k:<16} {d}")
     elif what == "sensors":
         from .degrade import list_sensors
@@ -263,15 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hsibench {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
 
-    s = sub.add_parser("list", help="list methods, kernels, sensors or datasets")
-    s.add_argument("what", nargs="?", default="methods", choices=["methods", "kernels", "sensors", "datasets"])
+    s = sub.add_parser("list", help="list methods, PSF presets (psfs, also 'kernels'), sensors or datasets")
+    s.add_argument("what", nargs="?", default="methods", choices=["methods", "psfs", "kernels", "sensors", "datasets"])
     s.add_argument("--data", help="folder to search for known datasets")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("simulate", help="degrade a scene into LrHSI + HrMSI")
     s.add_argument("scene", help="a scene file any loader reads, or 'synthetic[:<size>x<bands>[:seed]]'")
     s.add_argument("--scale", type=int, required=True)
-    s.add_argument("--kernel", default="gauss_fwhm")
+    s.add_argument("--kernel", default="gauss_fwhm", help="PSF preset (see 'hsibench list psfs')")
     s.add_argument("--sensor", default="landsat8_bgr")
     s.add_argument("--snr-hs", type=_snr_arg, default=None, help="LrHSI SNR in dB (default: no noise)")
     s.add_argument("--snr-ms", type=_snr_arg, default=None, help="HrMSI SNR in dB (default: no noise)")

@@ -15,12 +15,13 @@ imports nothing from hsibench, and imports Numba only on first use.
 """
 from __future__ import annotations
 
-from ._plan import BOUNDARIES, KernelShapeError
+from ._plan import BOUNDARIES, KernelShapeError, PSFShapeError
 from .metrics import BandSums, MetricInputError, band_sums, metrics_from_sums, scalar_metrics, windowed_metrics
 from .psf import blur_decimate, blur_decimate_adjoint, psf_plan
 
 __all__ = [
     "BOUNDARIES",
+    "PSFShapeError",
     "KernelShapeError",
     "blur_decimate",
     "blur_decimate_adjoint",

@@ -3,7 +3,7 @@
 ``band_stats``: one pass over both (B, H, W) cubes. Tasks are chunks of image rows; for each row
 every band is read once (contiguous), feeding the per-band sums (squared and absolute error,
 shifted first and second moments for the means/CC, max/min of the ground truth) and the per-pixel
-spectral accumulators (⟨x, x̂⟩, ‖x‖², ‖x̂‖², Σx) that give the spectral angle once the row's last
+spectral accumulators (⟨x, x̂⟩, ‖x‖², ‖x̂‖², Σx) that give each pixel's spectral angle once the row's last
 band is in. Accumulation is float64 throughout; first/second moments are taken about a per-band
 shift (the band's first value) to avoid cancellation in the variances.
 

@@ -1,7 +1,7 @@
 """Pure-NumPy planning shared by the CPU and CUDA kernels: geometry, boundary index maps, the
 transpose (folding) maps of the adjoint, and the low-rank factorisation of the PSF.
 
-Geometry is the one of the suite's spatial operator (block-centred, conventions.md): LR pixel
+Geometry is the one of the suite's spatial operator (block-centred, ``docs/conventions.md`` §2): LR pixel
 (i, j) is centred on HR block [i·s, (i+1)·s) × [j·s, (j+1)·s); a kh×kw kernel (kh ≡ kw ≡ s mod 2)
 has its first tap at HR offset (s − kh)/2 from the block's first row, and taps that fall outside the
 image are mapped back by half-sample reflection (``symmetric``) or wrap-around (``circular``).
@@ -16,8 +16,11 @@ import numpy as np
 BOUNDARIES = ("symmetric", "circular")
 
 
-class KernelShapeError(ValueError):
+class PSFShapeError(ValueError):
     """A PSF that breaks the conventions (not 2-D, not finite, wrong parity for the scale)."""
+
+
+KernelShapeError = PSFShapeError  # older name: the error is about the PSF, not a compute kernel
 
 
 def check_scale(rows: int, cols: int, scale) -> int:
@@ -80,9 +83,9 @@ def as_kernel(psf) -> np.ndarray:
         psf = psf.detach().cpu().numpy()
     k = np.asarray(psf, dtype=np.float64)
     if k.ndim != 2:
-        raise KernelShapeError(f"PSF must be 2-D, got shape {k.shape}")
+        raise PSFShapeError(f"PSF must be 2-D, got shape {k.shape}")
     if not np.all(np.isfinite(k)):
-        raise KernelShapeError("PSF contains NaN or Inf")
+        raise PSFShapeError("PSF contains NaN or Inf")
     return k
 
 
@@ -99,7 +102,7 @@ def _device_to_host(a):
 def check_parity(kshape: tuple[int, int], scale: int) -> None:
     kh, kw = kshape
     if (kh - scale) % 2 or (kw - scale) % 2:
-        raise KernelShapeError(f"PSF size {kshape} has the wrong parity for scale {scale}")
+        raise PSFShapeError(f"PSF size {kshape} has the wrong parity for scale {scale}")
 
 
 # Keep singular values down to this fraction of the largest: the dropped part is below float64

@@ -1,6 +1,6 @@
 """Public fused metric kernels, dispatched on array type.
 
-Definitions are those of conventions.md and ``hsibench.metrics.reference`` (the reference the
+Definitions are those of docs/conventions.md §8 and ``hsibench.metrics.reference`` (the reference the
 tests compare against):
 
 - :func:`band_sums`: one pass over both cubes -> per-band sums and the SAM total.
@@ -57,7 +57,7 @@ class BandSums(NamedTuple):
     sxy: np.ndarray  #: Σ (x − mean x)(x̂ − mean x̂)
     max_gt: np.ndarray
     constant_gt: np.ndarray  #: bool: the ground-truth band holds a single value
-    sam_sum: float  #: Σ over counted pixels of the spectral angle in degrees
+    sam_sum: float  #: Σ over counted pixels of each pixel's spectral angle in degrees
     sam_count: int  #: pixels counted by the SAM zero-norm policy
 
 
@@ -229,7 +229,7 @@ def metrics_from_sums(s: BandSums, scale) -> dict:
 
 
 def scalar_metrics(gt, est, scale, *, sam_zero_policy: str = "count90") -> dict:
-    """RMSE, PSNR, SAM, ERGAS, CC, DD (conventions.md) from one read of both cubes.
+    """RMSE, PSNR, SAM, ERGAS, CC, DD (docs/conventions.md §8) from one read of both cubes.
 
     Returns floats for the scalars and float64 vectors ``psnr_per_band``, ``rmse_per_band``,
     ``cc_per_band``, ``mse_per_band``. Raises :class:`MetricInputError` like the reference:

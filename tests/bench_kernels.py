@@ -1,4 +1,4 @@
-"""pytest-benchmark timings of the fused kernels on a 512×512×31 float32 cube (issue 4).
+"""pytest-benchmark timings of the fused kernels on a 512×512×31 float32 cube.
 
 Not collected by the default test run (file name), and pyproject's ``--benchmark-skip`` would skip
 it anyway (``--benchmark-enable`` does not undo that), so clear addopts:

@@ -38,6 +38,24 @@ def _private_cache(tmp_path_factory):
 
 
 @pytest.fixture
+def registered_method():
+    """Register test-only :class:`~hsibench.methods.Method` classes for one test: call it with the
+    class; every class registered this way is removed from the global registry after the test."""
+    from hsibench.methods import register, unregister
+
+    names = []
+
+    def _register(cls):
+        register(cls)
+        names.append(cls.name)
+        return cls
+
+    yield _register
+    for name in names:
+        unregister(name)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 

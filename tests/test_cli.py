@@ -14,10 +14,18 @@ def run(*argv):
 
 
 def test_list_verbs(capsys):
-    for what in ("methods", "kernels", "sensors", "datasets"):
+    for what in ("methods", "sensors", "datasets"):
         assert run("list", what) == 0
     out = capsys.readouterr().out
-    assert "gsa" in out and "gauss_fwhm" in out and "landsat8_bgr" in out and "synthetic" in out
+    assert "gsa" in out and "landsat8_bgr" in out and "synthetic" in out
+    # the PSF presets: `list psfs`, and `list kernels` (the older name, kept as a contract) prints the same
+    assert run("list", "psfs") == 0
+    psfs = capsys.readouterr().out
+    assert run("list", "kernels") == 0
+    assert capsys.readouterr().out == psfs
+    from hsibench.degrade import PSF_PRESETS
+
+    assert [line.split()[0] for line in psfs.splitlines()] == list(PSF_PRESETS)
 
 
 def test_simulate_fuse_metrics_roundtrip(tmp_path, capsys):
@@ -71,7 +79,7 @@ def test_metrics_of_identical_cubes_prints_infinity(tmp_path, capsys):
     (["simulate", "missing.mat", "--scale", "4", "-o", "{o}"], "no such file"),
     (["run", "missing.toml"], "not found"),
 ])
-def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, argv, match):
+def test_bad_input_gives_one_line_error_and_exit_2(tmp_path, argv, match):
     rng = np.random.default_rng(0)
     a = rng.random((3, 16, 16)).astype(np.float32)
     files = {"a": a, "b": a[:, :8], "nan": np.where(a > 0.5, np.nan, a), "lr": a[:, :8, :8]}
@@ -80,7 +88,7 @@ def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, argv, match):
     fmt = {k: str(tmp_path / f"{k}.npy") for k in files} | {"o": str(tmp_path / "o")}
     args = [x.format(**fmt) for x in argv]
     proc = subprocess.run([sys.executable, "-m", "hsibench", *args], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert match.lower() in err.lower(), err

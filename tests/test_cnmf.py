@@ -13,40 +13,12 @@ from hsibench.degrade.srf import srf_matrix
 from hsibench.methods.base import Context, InputError
 from hsibench.methods.registry import create_method
 
-
-def low_rank_scene(size=64, bands=31, p=4, seed=0, smooth=3.0):
-    """Noiseless cube of p smooth positive spectra mixed by smooth abundances that sum to one."""
-    rng = np.random.default_rng(seed)
-    wl = np.linspace(400, 700, bands)
-    E = np.full((bands, p), 0.05)
-    for j in range(p):
-        for _ in range(3):
-            c, wdt = rng.uniform(380, 720), rng.uniform(30, 120)
-            E[:, j] += rng.uniform(0.2, 1.0) * np.exp(-0.5 * ((wl - c) / wdt) ** 2)
-    f = ndimage.gaussian_filter(rng.standard_normal((p, size, size)), (0, smooth, smooth), mode="wrap")
-    A = np.exp(2.5 * f / f.std())
-    A /= A.sum(0, keepdims=True)
-    X = np.tensordot(E, A, axes=(1, 0))
-    return (X / X.max()).astype(np.float32), wl, E, A
-
-
-def observe(X, wl, s, kernel="gauss_fwhm", sensor="rgb_gauss"):
-    psf, srf = make_kernel(kernel, s), srf_matrix(sensor, wl)
-    lr = blur_decimate(X, psf.astype(np.float32), s)
-    msi = np.tensordot(srf.astype(np.float32), X, axes=(1, 0))
-    return lr, msi, psf, srf
-
-
-def psnr(gt, est):
-    """Conventions' PSNR: mean over bands of 10·log10(max(X_b)² / MSE_b)."""
-    g = np.asarray(gt, np.float64).reshape(gt.shape[0], -1)
-    e = np.asarray(est, np.float64).reshape(gt.shape[0], -1)
-    return float(np.mean(10 * np.log10(g.max(1) ** 2 / ((g - e) ** 2).mean(1))))
+from _baselinecase import observe, psnr, smooth_mixture_scene
 
 
 @pytest.fixture(scope="module")
 def case():
-    X, wl, _, _ = low_rank_scene()
+    X, wl, _, _ = smooth_mixture_scene()
     lr, msi, psf, srf = observe(X, wl, 4)
     return X, lr, msi, psf, srf
 
@@ -126,7 +98,7 @@ def test_too_many_endmembers_is_an_error(case):
 
 
 def test_endmember_count_is_capped_by_pixels():
-    X, wl, _, _ = low_rank_scene(size=16)
+    X, wl, _, _ = smooth_mixture_scene(size=16)
     lr, msi, psf, srf = observe(X, wl, 4)  # 4×4 = 16 LR pixels < 30
     hr, info = cnmf_fuse(lr, msi, 4, srf=srf, psf=psf, inner_iter=10)
     assert info["n_endmembers"] == 16 and np.all(np.isfinite(hr))

@@ -12,36 +12,7 @@ from hsibench.degrade.spatial import blur_decimate
 from hsibench.methods.base import Context, InputError
 from hsibench.methods.registry import create_method
 
-
-def lowrank_scene(size=64, bands=31, p=4, seed=0):
-    """Noiseless cube of ``p`` smooth non-negative spectra mixed by sum-to-one abundances (smooth fields + discs)."""
-    rng = np.random.default_rng(seed)
-    wl = np.linspace(400, 700, bands)
-    spectra = []
-    for _ in range(p):
-        c, w, a = rng.uniform(400, 700, 3), rng.uniform(30, 120, 3), rng.uniform(0.2, 1, 3)
-        spectra.append(0.05 + (a[:, None] * np.exp(-0.5 * ((wl[None] - c[:, None]) / w[:, None]) ** 2)).sum(0))
-    E = np.array(spectra).T
-    f = ndimage.gaussian_filter(rng.standard_normal((p, size, size)), (0, 3, 3)) * 8
-    yy, xx = np.mgrid[:size, :size]
-    for i in range(p):
-        cy, cx = rng.uniform(0, size, 2)
-        f[i] += 3 * (((yy - cy) ** 2 + (xx - cx) ** 2) < rng.uniform(size / 10, size / 4) ** 2)
-    a = np.exp(f - f.max(0))
-    a /= a.sum(0)
-    X = np.tensordot(E, a, axes=(1, 0))
-    return (X / X.max()).astype(np.float32), wl
-
-
-def psnr(gt, est):
-    gt, est = np.asarray(gt, np.float64), np.asarray(est, np.float64)
-    mse = ((gt - est) ** 2).reshape(gt.shape[0], -1).mean(1)
-    return float(np.mean(10 * np.log10(gt.reshape(gt.shape[0], -1).max(1) ** 2 / mse)))
-
-
-def run(name, obs, mode="oracle", **params):
-    ctx = Context.from_truth(scale=obs.scale, mode=mode, psf=obs.psf, srf=obs.srf)
-    return create_method(name, **params)(obs.lr, obs.msi, ctx)
+from _baselinecase import lowrank_scene, psnr, run
 
 
 @pytest.mark.parametrize("boundary", ["symmetric", "circular"])
@@ -126,11 +97,11 @@ def test_cave_balloons_beats_upsample(shared_data):
 
 
 def test_blind_mode_takes_the_estimator_output(monkeypatch):
-    import hsibench.methods.base as base
+    import hsibench.methods.registry as registry
 
     X, wl = lowrank_scene(32, 31, 4)
     obs = Degradation(4, "gauss_fwhm", "rgb_gauss").apply(X, wl)
-    monkeypatch.setitem(base._ESTIMATOR, "default", lambda lr, msi, scale, band_coverage=None: (obs.psf, obs.srf))
+    monkeypatch.setitem(registry._ESTIMATOR, "default", lambda lr, msi, scale, band_coverage=None: (obs.psf, obs.srf))
     res = run("cstf", obs, mode="srf_support", outer_iters=2)
     assert res.info["knowledge_source"] == {"psf": "estimated", "srf": "estimated"}
     np.testing.assert_allclose(res.hr, run("cstf", obs, outer_iters=2).hr, atol=1e-6)

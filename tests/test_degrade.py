@@ -8,7 +8,7 @@ from scipy import ndimage, signal
 
 from hsibench.degrade import (
     Degradation, KernelError, SRFError, add_noise, blur_decimate, blur_decimate_adjoint, interp_matrix,
-    make_kernel, measured_snr, seeded_rng, simulate, srf_matrix, upsample,
+    fwhm_to_sigma, make_kernel, measured_snr, seeded_rng, simulate, srf_matrix, upsample,
 )
 from hsibench.degrade.srf import gaussian_curves, read_curves_csv, srf_from_curves
 
@@ -36,11 +36,41 @@ def test_gauss_sigma05_matches_fspecial_values():
     assert k[1:3, 1:3].sum() == pytest.approx(0.964, abs=1e-3)
 
 
-def test_gauss_fwhm_has_half_maximum_at_half_width():
+@pytest.mark.parametrize("preset,scale", [("gauss_fwhm", 6), ("gauss_fwhm", 5), ("gauss_fwhm_wide", 4), ("gauss_fwhm_wide", 3)])
+def test_gauss_fwhm_has_half_maximum_at_half_width(preset, scale):
+    """The sampled kernel is a Gaussian whose profile falls to exactly half its peak at d = s/2."""
+    k = make_kernel(preset, scale)
+    assert k.shape == ((scale,) * 2 if preset == "gauss_fwhm" else (2 * scale - scale % 2,) * 2)
+    d = np.arange(k.shape[0]) - (k.shape[0] - 1) / 2
+    profile = k.sum(axis=0)  # marginal of a separable Gaussian: the same 1-D Gaussian, up to a constant
+    # log profile = a − d²/(2σ²): fit a and 1/σ² from the taps, evaluate at the half width s/2
+    (a, inv_var), *_ = np.linalg.lstsq(np.stack([np.ones_like(d), -d**2 / 2], 1), np.log(profile), rcond=None)
+    assert math.exp(-inv_var * (scale / 2) ** 2 / 2) == pytest.approx(0.5, rel=1e-9)
+
+
+def test_fwhm_to_sigma_is_the_half_maximum_width():
+    for fwhm in (1.0, 4.0, 37.5):
+        sigma = fwhm_to_sigma(fwhm)
+        assert math.exp(-0.5 * (fwhm / 2 / sigma) ** 2) == pytest.approx(0.5, rel=1e-12)
+    # the Gaussian SRF bands use the same conversion: half the peak response at centre ± FWHM/2
+    c = gaussian_curves([550.0], 40.0)
+    r = c.responses[0] / c.responses[0].max()
+    assert np.interp([530.0, 570.0], c.wavelengths, r) == pytest.approx([0.5, 0.5], rel=1e-9)
+
+
+def test_gauss_sigma_support_is_the_smallest_holding_995_permille():
     k = make_kernel("gauss(2.0)", 4)
-    assert k.shape[0] % 2 == 0 and k.sum() == pytest.approx(1)
-    assert make_kernel("gauss_fwhm_wide", 4).shape == (8, 8)
-    assert make_kernel("gauss_fwhm_wide", 3).shape == (5, 5)
+    n = k.shape[0]
+    assert n % 2 == 0 and k.sum() == pytest.approx(1)
+    g = np.exp(-0.5 * ((np.arange(60) - 29.5) / 2.0) ** 2)  # even grid, parity of s = 4
+    mass = np.outer(g, g) / np.outer(g, g).sum()
+
+    def crop(m):
+        o = (60 - m) // 2
+        return mass[o : o + m, o : o + m]
+
+    assert crop(n).sum() >= 0.995 > crop(n - 2).sum()
+    np.testing.assert_allclose(k, crop(n) / crop(n).sum(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("bad", ["nope", "gauss", "gauss(a)", "motion(1,2,3)"])
@@ -197,3 +227,46 @@ def test_degradation_roundtrip_and_simulate():
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         simulate(bad, wl, d)
+
+
+def test_boundary_index_of_the_kernels_matches_the_forward_model():
+    """hsibench.kernels keeps its own copy of the boundary map (it imports nothing of hsibench);
+    both copies must give the same indices."""
+    from hsibench.degrade.geometry import boundary_index
+    from hsibench.kernels._plan import boundary_index as kernels_boundary_index
+
+    for n in (1, 2, 5, 8):
+        idx = np.arange(-3 * n - 2, 4 * n + 3)
+        for boundary in ("symmetric", "circular"):
+            np.testing.assert_array_equal(kernels_boundary_index(idx, n, boundary), boundary_index(idx, n, boundary))
+    # and the symmetric map is the half-sample reflection, written out by hand for n = 3
+    assert boundary_index(np.arange(-4, 7), 3, "symmetric").tolist() == [2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0]
+
+
+def test_psf_module_does_not_import_the_operator():
+    """No psf <-> spatial import cycle: the PSF generators and the geometry never import the operator."""
+    import ast
+    import importlib
+
+    for mod in ("hsibench.degrade.psf", "hsibench.degrade.geometry"):
+        tree = ast.parse(open(importlib.import_module(mod).__file__).read())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not {"spatial", "hsibench.degrade.spatial"} & {m or "" for m in imported}, mod
+
+
+def test_psf_and_srf_errors(rng):
+    from hsibench.degrade import PSFError, psf_error, srf_error
+
+    k = make_kernel("gauss_fwhm", 4)
+    assert psf_error(k, k) == 0.0
+    big = np.zeros((8, 8))
+    big[2:6, 2:6] = k
+    assert psf_error(big, k) == 0.0 and psf_error(k, big) == 0.0  # centred zero-padding
+    u = np.full((4, 4), 1 / 16)
+    assert psf_error(u, k) == pytest.approx(np.linalg.norm(u - k) / np.linalg.norm(k), rel=1e-14)
+    with pytest.raises(PSFError, match="parity"):
+        psf_error(np.ones((3, 3)) / 9, k)
+    r = rng.random((3, 10))
+    assert srf_error(r, r) == 0.0 and srf_error(3 * r, r) == pytest.approx(2.0)
+    with pytest.raises(SRFError, match="shapes differ"):
+        srf_error(r[:, :9], r)

@@ -10,7 +10,7 @@ from hsibench.baselines.estimate import default_psf_size, estimate_degradation, 
 from hsibench.degrade.degradation import Degradation
 from hsibench.degrade.psf import make_kernel
 from hsibench.degrade.spatial import blur_decimate
-from hsibench.methods.base import Context, InputError, get_estimator
+from hsibench.methods import Context, InputError, get_estimator
 from hsibench.methods.registry import create_method
 
 SENSOR = "rgb_gauss"

@@ -13,39 +13,12 @@ from hsibench.degrade.srf import srf_matrix
 from hsibench.methods.base import Context, InputError
 from hsibench.methods.registry import create_method
 
-
-def low_rank_scene(size=64, bands=31, p=4, seed=0, smooth=3.0):
-    """Noiseless cube of p smooth positive spectra mixed by smooth abundances that sum to one."""
-    rng = np.random.default_rng(seed)
-    wl = np.linspace(400, 700, bands)
-    E = np.full((bands, p), 0.05)
-    for j in range(p):
-        for _ in range(3):
-            c, wdt = rng.uniform(380, 720), rng.uniform(30, 120)
-            E[:, j] += rng.uniform(0.2, 1.0) * np.exp(-0.5 * ((wl - c) / wdt) ** 2)
-    f = ndimage.gaussian_filter(rng.standard_normal((p, size, size)), (0, smooth, smooth), mode="wrap")
-    A = np.exp(2.5 * f / f.std())
-    A /= A.sum(0, keepdims=True)
-    X = np.tensordot(E, A, axes=(1, 0))
-    return (X / X.max()).astype(np.float32), wl
-
-
-def observe(X, wl, s, kernel="gauss_fwhm", sensor="rgb_gauss", boundary="symmetric"):
-    psf, srf = make_kernel(kernel, s), srf_matrix(sensor, wl)
-    lr = blur_decimate(X, psf.astype(X.dtype), s, boundary)
-    msi = np.tensordot(srf.astype(X.dtype), X, axes=(1, 0))
-    return lr, msi, psf, srf
-
-
-def psnr(gt, est):
-    g = np.asarray(gt, np.float64).reshape(gt.shape[0], -1)
-    e = np.asarray(est, np.float64).reshape(gt.shape[0], -1)
-    return float(np.mean(10 * np.log10(g.max(1) ** 2 / ((g - e) ** 2).mean(1))))
+from _baselinecase import observe, psnr, smooth_mixture_scene
 
 
 @pytest.fixture(scope="module")
 def case():
-    X, wl = low_rank_scene()
+    X, wl, _, _ = smooth_mixture_scene()
     lr, msi, psf, srf = observe(X, wl, 4)
     return X, lr, msi, psf, srf
 
@@ -110,7 +83,7 @@ def _naive_hysure(lr, msi, s, psf, srf, E, iters, mu=0.05, lphi=1e-3, lm=1.0):
 
 @pytest.mark.parametrize("basis,kernel", [("svd", "gauss_fwhm_wide"), ("vca", "gauss_fwhm")])
 def test_admm_equals_plain_iterations(basis, kernel):
-    X, wl = low_rank_scene(size=32)
+    X, wl, _, _ = smooth_mixture_scene(size=32)
     X = X.astype(np.float64)
     lr, msi, psf, srf = observe(X, wl, 4, kernel=kernel, boundary="circular")
     E = subspace_basis(lr.reshape(31, -1), 6, basis, seed=0, vca_runs=3)

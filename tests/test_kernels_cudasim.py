@@ -23,10 +23,9 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     from numba import cuda
     from hsibench.degrade import spatial as _spatial
-    class spatial:  # the NumPy reference, also once degrade.spatial dispatches to the kernels
-        blur_decimate = staticmethod(getattr(_spatial, "blur_decimate_reference", _spatial.blur_decimate))
-        blur_decimate_adjoint = staticmethod(getattr(_spatial, "blur_decimate_adjoint_reference",
-                                                     _spatial.blur_decimate_adjoint))
+    class spatial:  # the array-API reference (never the dispatching public function)
+        blur_decimate = staticmethod(_spatial.blur_decimate_reference)
+        blur_decimate_adjoint = staticmethod(_spatial.blur_decimate_adjoint_reference)
     from hsibench.degrade.psf import make_kernel
     from hsibench.metrics import reference as R
     from hsibench.kernels import (MetricInputError, band_sums, blur_decimate, blur_decimate_adjoint,

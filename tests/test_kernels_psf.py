@@ -12,14 +12,12 @@ import pytest
 
 from hsibench.degrade import spatial as _spatial
 from hsibench.degrade.psf import make_kernel
-from hsibench.kernels import KernelShapeError, blur_decimate, blur_decimate_adjoint, psf_plan
+from hsibench.kernels import KernelShapeError, PSFShapeError, blur_decimate, blur_decimate_adjoint, psf_plan
 
 
-class spatial:  # noqa: N801 -- the NumPy reference, also once degrade.spatial dispatches to the kernels
-    blur_decimate = staticmethod(getattr(_spatial, "blur_decimate_reference", _spatial.blur_decimate))
-    blur_decimate_adjoint = staticmethod(
-        getattr(_spatial, "blur_decimate_adjoint_reference", _spatial.blur_decimate_adjoint)
-    )
+class spatial:  # noqa: N801 -- the array-API reference (never the dispatching public function)
+    blur_decimate = staticmethod(_spatial.blur_decimate_reference)
+    blur_decimate_adjoint = staticmethod(_spatial.blur_decimate_adjoint_reference)
 
 SPECS = [
     "gauss_sigma0.5",
@@ -130,9 +128,9 @@ def test_torch_cpu_tensor(rng_mod):
 
 def test_errors(rng_mod):
     x = rng_mod.random((1, 8, 8))
-    with pytest.raises(KernelShapeError, match="parity"):
+    with pytest.raises(PSFShapeError, match="parity"):
         blur_decimate(x, np.ones((3, 3)) / 9, 2)
-    assert issubclass(KernelShapeError, ValueError)
+    assert issubclass(PSFShapeError, ValueError) and KernelShapeError is PSFShapeError  # older name kept
     with pytest.raises(ValueError, match="does not divide"):
         blur_decimate(x, np.ones((3, 3)) / 9, 3)
     with pytest.raises(ValueError, match="exceeds the image size"):
@@ -141,7 +139,7 @@ def test_errors(rng_mod):
         blur_decimate(x, np.ones((2, 2)) / 4, 2, "reflect")
     with pytest.raises(ValueError, match="does not match"):
         blur_decimate_adjoint(np.zeros((1, 3, 4)), np.ones((2, 2)) / 4, 2, (8, 8))
-    with pytest.raises(KernelShapeError, match="NaN"):
+    with pytest.raises(PSFShapeError, match="NaN"):
         blur_decimate(x, np.full((2, 2), np.nan), 2)
 
 

@@ -118,3 +118,50 @@ def test_output_checks_and_not_applicable(case):
         Broken()(obs.lr, obs.msi, Context(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf))
     with pytest.raises(TypeError):
         register(type("NoName", (Method,), {}))
+
+
+class _NeedsSRF(Method):
+    """Needs the SRF: in blind mode it can only run on the estimator's output."""
+
+    name = "_test_needs_srf"
+    family = "classical"
+    needs = ("srf",)
+
+    def fuse(self, lr, msi, ctx):
+        return np.repeat(np.repeat(lr, ctx.scale, axis=1), ctx.scale, axis=2)
+
+
+def test_registered_test_methods_are_removed_after_the_test(registered_method):
+    registered_method(_NeedsSRF)
+    assert get_method("_test_needs_srf") is _NeedsSRF
+    from hsibench.methods import unregister
+
+    unregister("_test_needs_srf")
+    with pytest.raises(InputError, match="unknown method"):
+        get_method("_test_needs_srf")
+
+
+def test_no_test_method_left_in_the_registry():
+    assert not [n for n in list_methods() if n.startswith("_")]
+
+
+def test_missing_estimator_is_an_error_not_not_applicable(case, monkeypatch):
+    """The interface finds the estimator through the registry; when none is registered a method that
+    needs one fails loudly instead of being reported as not applicable."""
+    import hsibench.methods.registry as registry
+    from hsibench.methods import EstimatorMissing, get_estimator
+
+    _, obs = case
+    list_methods()  # providers loaded: the baselines registered their estimator
+    from hsibench.baselines.estimate import estimate_degradation
+
+    assert get_estimator() is estimate_degradation
+    calls = []
+    monkeypatch.setitem(registry._ESTIMATOR, "default", lambda lr, msi, s, band_coverage=None: calls.append(s) or (obs.psf, obs.srf))
+    res = _NeedsSRF()(obs.lr, obs.msi, Context(scale=4, mode="blind"))
+    assert calls == [4] and res.info["knowledge_source"] == {"psf": "estimated", "srf": "estimated"}
+    monkeypatch.setattr(registry, "_ESTIMATOR", {})
+    with pytest.raises(EstimatorMissing, match="no degradation estimator"):
+        _NeedsSRF()(obs.lr, obs.msi, Context(scale=4, mode="blind"))
+    # with the SRF given no estimator is asked for
+    assert _NeedsSRF()(obs.lr, obs.msi, Context(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf)).hr.shape[0] == 31

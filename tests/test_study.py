@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hsibench.methods import Method, register
+from hsibench.methods import Method
 from hsibench.study import ResultStore, StudyError, load_study, run_study, study_from_dict
 from hsibench.study.store import jsonable
 
 from _studyplugin import env_with_plugin as _env, sleepy_study, wait_for as _wait_for, write_plugin
 
 
-@register
 class _Failing(Method):
     """Raises inside fuse: must become a failure row, not stop the study."""
 
@@ -77,7 +76,8 @@ def test_load_toml_yaml_json(tmp_path):
         load_study(tmp_path / "b.toml")
 
 
-def test_run_writes_rows_skips_finished_and_records_failures(tmp_path):
+def test_run_writes_rows_skips_finished_and_records_failures(tmp_path, registered_method):
+    registered_method(_Failing)
     st = small_study(methods=[{"name": "upsample", "modes": ["blind"]}, {"name": "_test_failing", "modes": ["blind"]},
                               {"name": "upsample", "preset": "default", "modes": ["oracle", "estimated"], "label": "up2"}])
     s1 = run_study(st, tmp_path, progress=False)
@@ -107,7 +107,8 @@ def test_same_seed_same_numbers(tmp_path):
     assert a == b
 
 
-def test_not_applicable_is_recorded_not_failed(tmp_path):
+def test_not_applicable_is_recorded_not_failed(tmp_path, registered_method):
+    registered_method(_Failing)
     st = small_study(methods=[{"name": "_test_failing", "modes": ["srf_support"]}], grid={"scale": [2]})
     s = run_study(st, tmp_path, progress=False)
     assert s.not_applicable == 1 and s.failed == 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -81,13 +80,6 @@ def test_source_strings():
         load_scene("synthetic:abc")
     with pytest.raises(DataError, match="endmembers"):
         synthetic_scene(16, 8, 0)
-
-
-def test_speed():
-    synthetic_scene(32, 8, 3)  # warm the library cache and imports
-    t = time.perf_counter()
-    synthetic_scene(128, 31, 5, seed=7)
-    assert time.perf_counter() - t < 1.0
 
 
 def test_missing_earthlib_data_is_an_error(monkeypatch):

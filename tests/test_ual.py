@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import hsibench.methods.base as method_base
+import hsibench.methods.registry as method_registry
 import hsibench.nets.ual  # noqa: F401  (registers "ual"; the lead wires it into hsibench.nets)
 from hsibench.degrade.degradation import Degradation
 from hsibench.methods import Context, InputError, MethodError, NotApplicable, create_method, get_method, run_method
@@ -163,13 +163,14 @@ def test_oracle_freezes_true_psf_and_estimated_starts_from_estimate(scene):
     np.testing.assert_array_equal(info["learned_srf"], obs.srf)
 
 
-def test_modes_without_an_srf_are_refused_when_no_estimator(scene, monkeypatch):
-    """UAL needs P: without the suite's estimator, srf_support and blind are not applicable."""
+def test_modes_without_an_srf_fail_loudly_when_no_estimator(scene, monkeypatch):
+    """UAL needs P: with no estimator registered, srf_support and blind are an error, not a silent
+    "not applicable"."""
     X, wl, obs = scene
-    monkeypatch.setattr(method_base, "get_estimator", lambda: None)
-    m = create_method("ual", "small", **TINY)
+    m = create_method("ual", "small", **TINY)  # loads the providers first
+    monkeypatch.setattr(method_registry, "_ESTIMATOR", {})
     for mode in ("srf_support", "blind"):
-        with pytest.raises(NotApplicable, match="needs \\['srf'\\]"):
+        with pytest.raises(method_registry.EstimatorMissing, match="no degradation estimator"):
             run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, mode, 5))
     # with P in the context (oracle) it still runs
     assert run_method(m, obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 2)).hr.shape == X.shape

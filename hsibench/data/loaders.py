@@ -431,11 +431,49 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
                wavelengths=None, normalize: bool = True, drop_constant: bool = True, **kw) -> Scene:
     """Load a scene from a file/folder of any supported format, or build a synthetic one.
 
-    ``source`` "synthetic" / "synthetic:<size>x<bands>[:seed]" calls `synthetic_scene` (extra keywords
-    such as ``endmembers`` or ``wavelength_range`` go there). For files, ``key`` picks the variable,
-    ``layout`` (CHW, HWC, HCW, zhu) overrides the layout guess, ``wavelengths`` (array, or a dataset
-    name) overrides the file/catalog ones; keywords ``dataset=`` and ``sensor=`` name a catalog entry
-    or sensor model, ``sort_bands=True`` reorders bands by wavelength (AVIRIS spectrometers overlap).
+    Formats: MATLAB v5/v7.3 ``.mat``, CAVE PNG folders, ENVI, TIFF, ``.npy``/``.npz``; the layout
+    is converted to (bands, rows, cols) and every step is recorded in ``provenance``
+    (``docs/conventions.md`` §1).
+
+    Parameters
+    ----------
+    source : str or Path
+        A file or folder; ``data:<path>`` inside the data folder (``$HSIBENCH_DATA``, else
+        ``../shared/data``); or ``synthetic`` / ``synthetic:<size>x<bands>[:seed]``, which calls
+        :func:`~hsibench.data.synthetic_scene` (extra keywords such as ``endmembers`` or
+        ``wavelength_range`` go there).
+    name : str or None
+        Scene name (default: from the file).
+    key : str or None
+        The variable to read from a multi-variable file.
+    layout : {"CHW", "HWC", "HCW", "zhu"} or None
+        Overrides the layout guess.
+    wavelengths : array, str or None
+        Band centres in nm, or a catalog dataset name whose wavelengths to use.
+    normalize : bool
+        Divide by the global maximum (the factor is kept as ``Scene.scaling``).
+    drop_constant : bool
+        Drop constant bands (the metrics refuse them), recorded in the provenance.
+    **kw
+        ``dataset=`` / ``sensor=`` name a catalog entry or sensor model; ``sort_bands=True``
+        reorders bands by wavelength.
+
+    Returns
+    -------
+    Scene
+        ``cube`` (bands, rows, cols) float32, ``wavelengths``, ``name``, ``provenance``, ``scaling``.
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable file, an unknown variable, layout, dataset or sensor, a bad
+        synthetic spec, non-numeric data, or wavelengths that do not match the bands.
+
+    Examples
+    --------
+    >>> scene = load_scene("synthetic:32x8:1")
+    >>> scene.cube.shape, float(scene.cube.max()), scene.wavelengths[[0, -1]].tolist()
+    ((8, 32, 32), 1.0, [400.0, 700.0])
     """
     dataset = kw.pop("dataset", None)
     sensor = kw.pop("sensor", None)

@@ -31,9 +31,43 @@ def _snr(v) -> float | None:
 class Degradation:
     """PSF blur + strided decimation for the LrHSI, SRF for the HrMSI, noise on both.
 
-    ``kernel`` is a preset spec (``gauss_fwhm``, ``motion(7,30)``, ...), ``sensor`` a sensor name,
-    ``gauss:...`` spec or CSV path. SNRs are in dB, ``None`` meaning no noise. ``misregistration``
-    shifts the HrMSI by (rows, cols) HR pixels (sub-pixel, cubic spline).
+    A frozen, serialisable description (``to_dict``/``from_dict``; ``label()`` names it in tables).
+    The definitions are in ``docs/conventions.md`` §2-§6.
+
+    Parameters
+    ----------
+    scale : int
+        Scale factor s (a positive integer).
+    kernel : str
+        PSF preset spec: ``gauss_fwhm``, ``gauss_sigma0.5``, ``box``, ``motion(7,30)``, ... (see
+        ``hsibench list psfs``).
+    sensor : str
+        Sensor name (``hsibench list sensors``), a ``gauss:C1,C2,..:FWHM`` spec or a CSV path.
+    snr_hs, snr_ms : float or None
+        SNR of the LrHSI and of the HrMSI in dB; ``None``, ``inf`` or ``"inf"`` for no noise.
+    boundary : {"symmetric", "circular"}
+        Boundary rule of the spatial operator.
+    noise_per_band : bool
+        Apply the SNR to each band instead of the whole image.
+    misregistration : (float, float)
+        Shift of the HrMSI in HR pixels (rows, cols), sub-pixel by cubic spline.
+
+    Raises
+    ------
+    ValueError
+        A non-positive scale, an unknown boundary, a bad misregistration.
+    PSFError
+        An unknown or malformed PSF preset (checked at construction).
+
+    Examples
+    --------
+    >>> d = Degradation(scale=4, kernel="gauss_fwhm", sensor="landsat8_bgr", snr_hs=35)
+    >>> d.label()
+    'x4|gauss_fwhm|landsat8_bgr|hs35|msinf'
+    >>> d.psf().shape
+    (4, 4)
+    >>> Degradation.from_dict(d.to_dict()) == d
+    True
     """
 
     scale: int
@@ -139,7 +173,44 @@ class Observation:
 def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key: str = "") -> Observation:
     """Degrade a ground-truth cube (L, H, W): LrHSI = A(X) + n_h, HrMSI = shift(R X) + n_m.
 
-    The noise streams depend only on (key, degradation, seed), so every method sees the same inputs.
+    The noise streams depend only on (key, degradation, seed), so every method and every run sees
+    the same inputs (``docs/conventions.md`` §6).
+
+    Parameters
+    ----------
+    cube : array (L, H, W)
+        Ground truth; converted to float32.
+    wavelengths : array (L,)
+        HS band centres in nm (needed for the SRF).
+    deg : Degradation
+        What to apply.
+    seed : int
+        Noise seed.
+    key : str
+        Scene key mixed into the noise seed (the study uses the scene source).
+
+    Returns
+    -------
+    Observation
+        ``lr`` (L, H/s, W/s) and ``msi`` (l, H, W) float32, the true ``psf`` and ``srf`` (float64),
+        ``scale``, the ``degradation`` and the band ``coverage`` (l, L).
+
+    Raises
+    ------
+    ValueError
+        A cube that is not 3-D or holds NaN/Inf, a scale that does not divide it, no wavelengths.
+    SRFError
+        An MS band that overlaps no HS band.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.random.default_rng(0).random((31, 32, 32))
+    >>> obs = simulate(cube, np.linspace(400, 700, 31), Degradation(4, "box", "rgb_gauss"))
+    >>> obs.lr.shape, obs.msi.shape, obs.srf.shape
+    ((31, 8, 8), (3, 32, 32), (3, 31))
+    >>> bool(np.allclose(obs.lr, cube.reshape(31, 8, 4, 8, 4).mean(axis=(2, 4)), atol=1e-6))
+    True
     """
     cube = np.asarray(cube, dtype=np.float32)
     if cube.ndim != 3:

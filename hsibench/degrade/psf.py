@@ -1,7 +1,10 @@
-"""PSF kernels: named presets and shape generators (Gaussian, anisotropic, box, motion, disk, Airy).
+"""PSFs: named presets and shape generators (Gaussian, anisotropic, box, motion, disk, Airy).
 
-Every kernel is a float64 2-D array, non-negative, summing to 1, whose size has the parity of the
-scale factor s (``k ≡ s (mod 2)``) so that block-centred alignment needs no half-pixel shift.
+Every PSF is a float64 2-D array, non-negative, summing to 1, whose size has the parity of the
+scale factor s (``k ≡ s (mod 2)``) so that block-centred alignment needs no half-pixel shift
+(``docs/conventions.md`` §2). The package says "PSF" for these blur kernels; "kernel" alone means a
+compiled compute kernel of :mod:`hsibench.kernels`. The older names (``make_kernel``,
+``KERNEL_PRESETS``, ``KernelError``, ``list_kernels``, ``check_kernel``) remain as aliases.
 """
 from __future__ import annotations
 
@@ -13,24 +16,47 @@ from typing import Callable
 import numpy as np
 from scipy import special
 
+from .geometry import PSFError, keys_cubic
+
 __all__ = [
-    "KernelError",
-    "KERNEL_PRESETS",
-    "make_kernel",
+    "PSFError",
+    "PSF_PRESETS",
+    "make_psf",
+    "check_psf",
+    "list_psfs",
+    "psf_error",
+    "fwhm_to_sigma",
+    "FWHM_TO_SIGMA",
     "parse_kernel",
     "gaussian_kernel",
     "box_kernel",
     "resize_kernel",
+    # older names, kept as aliases
+    "KernelError",
+    "KERNEL_PRESETS",
+    "make_kernel",
     "list_kernels",
     "check_kernel",
 ]
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))  # 1/2.35482
+#: σ = FWHM · FWHM_TO_SIGMA for a Gaussian: 1 / (2·sqrt(2·ln 2)) = 1/2.35482.
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 MASS_FRACTION = 0.995
 
+KernelError = PSFError  # older name of the PSF error
 
-class KernelError(ValueError):
-    """Bad kernel specification or a kernel that breaks the conventions (parity, sign, sum)."""
+
+def fwhm_to_sigma(fwhm):
+    """Standard deviation of a Gaussian with full width at half maximum ``fwhm`` (same units).
+
+    The one FWHM ↔ σ conversion of the package (PSF presets, Gaussian SRF bands, the nets' starts).
+
+    Examples
+    --------
+    >>> round(fwhm_to_sigma(2.35482), 5)
+    1.0
+    """
+    return fwhm * FWHM_TO_SIGMA
 
 
 def check_kernel(k: np.ndarray, scale: int) -> np.ndarray:
@@ -82,11 +108,9 @@ def resize_kernel(scale: int, kind: str = "cubic") -> np.ndarray:
     Separable; taps at distance d (HR pixels) from the block centre weigh φ(d/s) with φ the Keys cubic
     (a = −0.5) or the triangle, so the support is 4s (cubic) or 2s (linear) with the parity of s.
     """
-    from .spatial import _keys_cubic
-
     half = {"cubic": 2 * scale, "linear": scale}[kind]
     d = _centred_grid(2 * half - (scale % 2))
-    phi = _keys_cubic(d / scale) if kind == "cubic" else np.clip(1 - np.abs(d / scale), 0, None)
+    phi = keys_cubic(d / scale) if kind == "cubic" else np.clip(1 - np.abs(d / scale), 0, None)
     k = np.outer(phi, phi)
     return k / k.sum()
 
@@ -181,10 +205,10 @@ class _Preset:
 
 KERNEL_PRESETS: dict[str, _Preset] = {
     "gauss_sigma0.5": _Preset("s×s Gaussian, σ = 0.5 (CUCaNet, HyCoNet)", lambda s: gaussian_kernel(s, 0.5)),
-    "gauss_fwhm": _Preset("s×s Gaussian, FWHM = s (EU2ADL code)", lambda s: gaussian_kernel(s, s * FWHM_TO_SIGMA)),
+    "gauss_fwhm": _Preset("s×s Gaussian, FWHM = s (EU2ADL code)", lambda s: gaussian_kernel(s, fwhm_to_sigma(s))),
     "gauss_fwhm_wide": _Preset(
         "2s×2s Gaussian ((2s−1)² for odd s), FWHM = s (Yokoya toolbox, overlapping support)",
-        lambda s: gaussian_kernel(2 * s - (s % 2), s * FWHM_TO_SIGMA),
+        lambda s: gaussian_kernel(2 * s - (s % 2), fwhm_to_sigma(s)),
     ),
     "box": _Preset("s×s average (CycFusion)", lambda s: box_kernel(s)),
     "gauss": _Preset("gauss(σ): isotropic Gaussian, support ≥ 99.5 % mass", lambda s, sig: _gauss_mass(sig, sig, 0.0, s), (1,)),
@@ -232,3 +256,60 @@ def make_kernel(spec: str | np.ndarray, scale: int) -> np.ndarray:
 def list_kernels() -> dict[str, str]:
     """Preset name -> one-line description."""
     return {name: p.doc for name, p in KERNEL_PRESETS.items()}
+
+
+def _pad_centre(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(shape)
+    dr, dc = shape[0] - k.shape[0], shape[1] - k.shape[1]
+    if dr % 2 or dc % 2:
+        raise PSFError(f"PSFs of sizes {k.shape} and {shape} cannot be centred on each other (parity)")
+    out[dr // 2 : dr // 2 + k.shape[0], dc // 2 : dc // 2 + k.shape[1]] = k
+    return out
+
+
+def psf_error(est, true) -> float:
+    """Relative Frobenius error ‖est − true‖_F / ‖true‖_F of a PSF estimate.
+
+    The one definition used by the study runner, the estimator and the nets' tests
+    (``docs/conventions.md`` §9). PSFs of different sizes are compared on the larger support, the
+    smaller one zero-padded and centred.
+
+    Parameters
+    ----------
+    est, true : array-like
+        2-D kernels (any array namespace); their sizes must have the same parity per axis.
+
+    Returns
+    -------
+    float
+        The relative error (0 for identical kernels).
+
+    Raises
+    ------
+    PSFError
+        If the kernels are not 2-D or cannot be centred on each other (parity).
+
+    Examples
+    --------
+    >>> k = gaussian_kernel(4, 1.0)
+    >>> psf_error(k, k)
+    0.0
+    >>> psf_error(2 * k, k)
+    1.0
+    """
+    from ..xp import to_numpy
+
+    a = np.asarray(to_numpy(est), dtype=np.float64)
+    b = np.asarray(to_numpy(true), dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2:
+        raise PSFError(f"PSFs must be 2-D, got shapes {a.shape} and {b.shape}")
+    shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
+    a, b = _pad_centre(a, shape), _pad_centre(b, shape)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+# PSF-named primary names; the ``*_kernel*`` spellings above stay for backward compatibility.
+PSF_PRESETS = KERNEL_PRESETS
+make_psf = make_kernel
+check_psf = check_kernel
+list_psfs = list_kernels

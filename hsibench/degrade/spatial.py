@@ -14,13 +14,11 @@ references in the tests), and the references on anything else (see :mod:`hsibenc
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..accel import kernel_path
 from ..xp import array_namespace, asarray_like
-from .psf import KernelError
+from .geometry import BOUNDARIES, as_psf, boundary_index, keys_cubic, psf_geometry
 
 __all__ = [
     "BOUNDARIES",
@@ -33,9 +31,6 @@ __all__ = [
     "check_scale",
 ]
 
-BOUNDARIES = ("symmetric", "circular")
-
-
 def check_scale(rows: int, cols: int, scale: int) -> None:
     """Raise if ``scale`` does not divide the HR image size."""
     if scale < 1 or int(scale) != scale:
@@ -44,30 +39,10 @@ def check_scale(rows: int, cols: int, scale: int) -> None:
         raise ValueError(f"scale factor {scale} does not divide the image size {rows}×{cols}")
 
 
-def _geometry(kshape: tuple[int, int], scale: int) -> tuple[int, int, int, int]:
-    """(pad_r, pad_c, start_r, start_c): padding per side and the first tap's padded coordinate."""
-    kh, kw = kshape
-    if (kh - scale) % 2 or (kw - scale) % 2:
-        raise KernelError(f"PSF size {kshape} has the wrong parity for scale {scale}")
-    off_r, off_c = (scale - kh) // 2, (scale - kw) // 2  # first tap offset in HR coordinates
-    pad_r, pad_c = max(0, -off_r), max(0, -off_c)
-    return pad_r, pad_c, pad_r + off_r, pad_c + off_c
-
-
-def _boundary_index(idx: np.ndarray, n: int, boundary: str) -> np.ndarray:
-    """Map out-of-range indices into [0, n) by half-sample reflection or wrap-around."""
-    if boundary == "symmetric":
-        m = np.mod(idx, 2 * n)
-        return np.where(m < n, m, 2 * n - 1 - m)
-    if boundary == "circular":
-        return np.mod(idx, n)
-    raise ValueError(f"unknown boundary {boundary!r}; use one of {BOUNDARIES}")
-
-
 def _pad_index(n: int, pad: int, boundary: str) -> np.ndarray:
     if pad > n:
         raise ValueError(f"padding {pad} exceeds the image size {n}; kernel too large for this image")
-    return _boundary_index(np.arange(-pad, n + pad), n, boundary)
+    return boundary_index(np.arange(-pad, n + pad), n, boundary)
 
 
 def _pad(x, pad_r: int, pad_c: int, boundary: str):
@@ -86,8 +61,8 @@ def _check_operator(hr_shape, psf, scale: int, boundary: str) -> np.ndarray:
     check_scale(rows, cols, scale)
     if boundary not in BOUNDARIES:
         raise ValueError(f"unknown boundary {boundary!r}; use one of {BOUNDARIES}")
-    k = _as_kernel(psf, scale)
-    pad_r, pad_c, _, _ = _geometry(k.shape, scale)
+    k = as_psf(psf)
+    pad_r, pad_c, _, _ = psf_geometry(k.shape, scale)
     for pad, n in ((pad_r, rows), (pad_c, cols)):
         if pad > n:
             raise ValueError(f"padding {pad} exceeds the image size {n}; kernel too large for this image")
@@ -97,10 +72,41 @@ def _check_operator(hr_shape, psf, scale: int, boundary: str) -> np.ndarray:
 def blur_decimate(x, psf, scale: int, boundary: str = "symmetric"):
     """LR = decimate_s(correlate(X, psf)), block-centred, for every leading index of ``x``.
 
-    The kernel is used as given (a PSF from :func:`make_kernel` already sums to 1).
-    ``x``: (..., H, W) with s | H and s | W. ``psf``: (kh, kw) with kh ≡ kw ≡ s (mod 2).
-    Returns (..., H/s, W/s) in the namespace and dtype of ``x``. Fused kernel where
-    :func:`hsibench.accel.kernel_path` allows, else :func:`blur_decimate_reference`.
+    LR pixel (i, j) is the PSF-weighted sum centred on HR block [i·s, (i+1)·s) × [j·s, (j+1)·s)
+    (``docs/conventions.md`` §2). The PSF is used as given (one from :func:`~hsibench.degrade.make_psf`
+    already sums to 1). Runs the fused kernel where :func:`hsibench.accel.kernel_path` allows (NumPy
+    float32/float64, CUDA arrays), else :func:`blur_decimate_reference`.
+
+    Parameters
+    ----------
+    x : array (..., H, W)
+        HR image(s) of any array-API namespace (NumPy, CuPy, torch), s | H and s | W.
+    psf : array (kh, kw)
+        The PSF, kh ≡ kw ≡ s (mod 2).
+    scale : int
+        Scale factor s.
+    boundary : {"symmetric", "circular"}
+        How pixels beyond the border are read (``docs/conventions.md`` §3).
+
+    Returns
+    -------
+    array (..., H/s, W/s)
+        In the namespace and dtype of ``x``.
+
+    Raises
+    ------
+    PSFError
+        A PSF that is not 2-D, not finite, or of the wrong parity.
+    ValueError
+        A scale that does not divide the image, an unknown boundary, a PSF wider than the image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 4, 4)
+    >>> blur_decimate(x, np.full((2, 2), 0.25), 2)  # s×s box: block means
+    array([[[ 2.5,  4.5],
+            [10.5, 12.5]]])
     """
     k = _check_operator(x.shape[-2:], psf, scale, boundary)
     if kernel_path(x):
@@ -114,8 +120,8 @@ def blur_decimate_reference(x, psf, scale: int, boundary: str = "symmetric"):
     """Array-API definition of :func:`blur_decimate`: one strided slice per non-zero kernel tap."""
     rows, cols = x.shape[-2], x.shape[-1]
     check_scale(rows, cols, scale)
-    k = _as_kernel(psf, scale)
-    pad_r, pad_c, st_r, st_c = _geometry(k.shape, scale)
+    k = as_psf(psf)
+    pad_r, pad_c, st_r, st_c = psf_geometry(k.shape, scale)
     xpad = _pad(x, pad_r, pad_c, boundary)
     h, w = rows // scale, cols // scale
     kh, kw = k.shape
@@ -134,8 +140,43 @@ def blur_decimate_reference(x, psf, scale: int, boundary: str = "symmetric"):
 def blur_decimate_adjoint(y, psf, scale: int, hr_shape: tuple[int, int], boundary: str = "symmetric"):
     """Exact transpose of :func:`blur_decimate`: <A x, y> = <x, Aᵀ y> for every x, y.
 
-    ``y``: (..., H/s, W/s); returns (..., H, W) in the namespace and dtype of ``y``. Fused kernel
-    where :func:`hsibench.accel.kernel_path` allows, else :func:`blur_decimate_adjoint_reference`.
+    Fused kernel where :func:`hsibench.accel.kernel_path` allows, else
+    :func:`blur_decimate_adjoint_reference`.
+
+    Parameters
+    ----------
+    y : array (..., H/s, W/s)
+        LR image(s) of any array-API namespace.
+    psf : array (kh, kw)
+        The PSF of the forward operator, kh ≡ kw ≡ s (mod 2).
+    scale : int
+        Scale factor s.
+    hr_shape : (int, int)
+        (H, W) of the HR grid.
+    boundary : {"symmetric", "circular"}
+        The forward operator's boundary rule.
+
+    Returns
+    -------
+    array (..., H, W)
+        In the namespace and dtype of ``y``.
+
+    Raises
+    ------
+    PSFError
+        A PSF that is not 2-D, not finite, or of the wrong parity.
+    ValueError
+        ``y`` not of shape (H/s, W/s), a scale that does not divide ``hr_shape``, an unknown boundary.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, y, k = rng.random((6, 6)), rng.random((3, 3)), np.full((4, 4), 1 / 16)
+    >>> lhs = np.vdot(blur_decimate(x, k, 2), y)
+    >>> rhs = np.vdot(x, blur_decimate_adjoint(y, k, 2, (6, 6)))
+    >>> bool(np.isclose(lhs, rhs, rtol=1e-12))
+    True
     """
     k = _check_operator(hr_shape, psf, scale, boundary)
     rows, cols = (int(n) for n in hr_shape)
@@ -160,8 +201,8 @@ def blur_decimate_adjoint_reference(y, psf, scale: int, hr_shape: tuple[int, int
     h, w = rows // scale, cols // scale
     if tuple(y.shape[-2:]) != (h, w):
         raise ValueError(f"LR shape {tuple(y.shape[-2:])} does not match HR {hr_shape} at scale {scale}")
-    k = _as_kernel(psf, scale)
-    pad_r, pad_c, st_r, st_c = _geometry(k.shape, scale)
+    k = as_psf(psf)
+    pad_r, pad_c, st_r, st_c = psf_geometry(k.shape, scale)
     lead = tuple(y.shape[:-2])
     z = xp.zeros(lead + (rows + 2 * pad_r, cols + 2 * pad_c), dtype=y.dtype, device=_device(y))
     kh, kw = k.shape
@@ -196,31 +237,11 @@ def _fold(z, pad: int, n: int, axis: int, boundary: str):
     return core
 
 
-def _as_kernel(psf, scale: int) -> np.ndarray:
-    """The kernel as a float64 NumPy array; 2-D, finite, parity ≡ s. Used as given (no normalisation),
-    so the operator stays linear in the kernel too (learned or resize kernels may be signed)."""
-    from ..xp import to_numpy
-
-    k = np.asarray(to_numpy(psf), dtype=np.float64)
-    if k.ndim != 2:
-        raise KernelError(f"PSF must be 2-D, got shape {k.shape}")
-    if not np.all(np.isfinite(k)):
-        raise KernelError("PSF contains NaN or Inf")
-    return k
-
-
 def _device(a):
     try:
         return a.device
     except AttributeError:
         return None
-
-
-def _keys_cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:
-    """Keys cubic convolution kernel (a = −0.5, as MATLAB ``imresize`` bicubic)."""
-    t = np.abs(t)
-    out = np.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1, 0.0)
-    return np.where((t > 1) & (t < 2), a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, out)
 
 
 def interp_matrix(n_lr: int, scale: int, kind: str = "cubic", boundary: str = "symmetric") -> np.ndarray:
@@ -242,8 +263,8 @@ def interp_matrix(n_lr: int, scale: int, kind: str = "cubic", boundary: str = "s
     for off in range(-support + 1, support + 1):
         j = base + off
         d = pos - j
-        wgt = _keys_cubic(d) if kind == "cubic" else np.clip(1 - np.abs(d), 0, None)
-        jj = _boundary_index(j, n_lr, boundary)
+        wgt = keys_cubic(d) if kind == "cubic" else np.clip(1 - np.abs(d), 0, None)
+        jj = boundary_index(j, n_lr, boundary)
         np.add.at(U, (np.arange(n_hr), jj), wgt)
     return U
 
@@ -256,6 +277,3 @@ def upsample(y, scale: int, kind: str = "cubic", boundary: str = "symmetric"):
     uc = asarray_like(interp_matrix(w, scale, kind, boundary), y)
     return xp.matmul(xp.matmul(ur, y), xp.matrix_transpose(uc))
 
-
-def fwhm_to_sigma(fwhm: float) -> float:
-    return fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0)))

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..paths import data_dir
+from .psf import fwhm_to_sigma
 
 __all__ = [
     "SRFError",
@@ -28,6 +29,7 @@ __all__ = [
     "read_curves_csv",
     "band_coverage",
     "list_sensors",
+    "srf_error",
 ]
 
 
@@ -76,7 +78,7 @@ def gaussian_curves(centres: Sequence[float], fwhm: Sequence[float] | float, nam
     f = np.broadcast_to(np.asarray(fwhm, dtype=np.float64), c.shape)
     lo, hi = float((c - 3 * f).min()), float((c + 3 * f).max())
     wl = np.arange(np.floor(lo), np.ceil(hi) + 1.0, 1.0)
-    sig = f / 2.35482
+    sig = fwhm_to_sigma(f)
     resp = np.exp(-0.5 * ((wl[None, :] - c[:, None]) / sig[:, None]) ** 2)
     names = tuple(band_names) if band_names else tuple(f"{x:.0f}nm" for x in c)
     return SensorCurves(name, wl, resp, names, source)
@@ -241,3 +243,36 @@ def band_coverage(srf: np.ndarray, threshold: float = 0.0) -> np.ndarray:
 
 def list_sensors() -> dict[str, str]:
     return {k: v[0] for k, v in SENSORS.items()}
+
+
+def srf_error(est, true) -> float:
+    """Relative Frobenius error ‖est − true‖_F / ‖true‖_F of an SRF estimate (``docs/conventions.md`` §9).
+
+    Parameters
+    ----------
+    est, true : array-like
+        (MS bands × HS bands) matrices of the same shape (any array namespace).
+
+    Returns
+    -------
+    float
+        The relative error (0 for identical matrices).
+
+    Raises
+    ------
+    SRFError
+        If the shapes differ.
+
+    Examples
+    --------
+    >>> r = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])
+    >>> srf_error(r, r), srf_error(2 * r, r)
+    (0.0, 1.0)
+    """
+    from ..xp import to_numpy
+
+    a = np.asarray(to_numpy(est), dtype=np.float64)
+    b = np.asarray(to_numpy(true), dtype=np.float64)
+    if a.shape != b.shape:
+        raise SRFError(f"SRF shapes differ: {a.shape} vs {b.shape}")
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,8 +25,7 @@ __all__ = [
     "NotApplicable",
     "InputError",
     "validate_inputs",
-    "register_estimator",
-    "get_estimator",
+    "run_method",
 ]
 
 KNOWLEDGE_MODES = ("oracle", "srf_support", "blind", "estimated")
@@ -50,7 +49,46 @@ class Context:
 
     ``psf``/``srf`` are present only in ``oracle`` mode (or after estimation in ``estimated``
     mode, or when a method that needs them is handed the estimator's output); ``coverage`` is the
-    (MS × HS) boolean band-coverage mask available in ``srf_support`` and ``oracle`` modes.
+    (MS × HS) boolean band-coverage mask available in ``srf_support`` and ``oracle`` modes. Build it
+    with :meth:`from_truth`, which keeps only what the mode allows (``docs/conventions.md`` §7).
+
+    Parameters
+    ----------
+    scale : int
+        Scale factor s.
+    mode : {"oracle", "srf_support", "blind", "estimated"}
+        Knowledge mode.
+    psf, srf, coverage : array or None
+        PSF (kh, kw), SRF (l, L), band coverage (l, L) bool.
+    wavelengths : array or None
+        HS band centres in nm (some methods use them).
+    boundary : {"symmetric", "circular"}
+        Boundary rule of the forward model.
+    device : str
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (deep nets).
+    seed : int
+        Seed of the method's random choices.
+    iterations : int or None
+        Overrides an iterative method's budget.
+    progress : bool
+        Show a progress bar.
+    knowledge_source : dict
+        Where the PSF/SRF came from (``true``, ``given``, ``estimated``); filled in automatically.
+
+    Raises
+    ------
+    InputError
+        An unknown knowledge mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> psf, srf = np.full((4, 4), 1 / 16), np.full((3, 31), 1 / 31)
+    >>> ctx = Context.from_truth(scale=4, mode="srf_support", psf=psf, srf=srf)
+    >>> ctx.psf is None, ctx.srf is None, ctx.coverage.shape
+    (True, True, (3, 31))
+    >>> Context.from_truth(scale=4, mode="oracle", psf=psf, srf=srf).knowledge_source
+    {'psf': 'true', 'srf': 'true'}
     """
 
     scale: int
@@ -243,24 +281,6 @@ def validate_inputs(lr, msi, ctx: Context) -> None:
             raise InputError(f"{name} is all zero")
 
 
-_ESTIMATOR: dict[str, Callable] = {}
-
-
-def register_estimator(fn: Callable) -> Callable:
-    """Register the degradation estimator ``fn(lr, msi, scale, band_coverage=None) -> (psf, srf)``."""
-    _ESTIMATOR["default"] = fn
-    return fn
-
-
-def get_estimator() -> Callable | None:
-    if "default" not in _ESTIMATOR:
-        try:
-            import hsibench.baselines  # noqa: F401  (registers the estimator when it exists)
-        except ImportError:
-            pass
-    return _ESTIMATOR.get("default")
-
-
 def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
     if ctx.mode not in method.modes:
         raise NotApplicable(f"{method.name} does not support knowledge mode {ctx.mode!r} (supports {method.modes})")
@@ -268,16 +288,59 @@ def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
     missing = [n for n in ("psf", "srf") if getattr(ctx, n) is None and n in wanted]
     if not missing:
         return ctx
+    from .registry import get_estimator  # the registry, not an implementation, knows the estimator
+
     est = get_estimator()
-    if est is None:
-        raise NotApplicable(f"{method.name} needs {missing} in mode {ctx.mode!r} but no degradation estimator is available")
     coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
     psf, srf = est(to_numpy(lr), to_numpy(msi), ctx.scale, band_coverage=coverage)
     return ctx.with_estimates(psf, srf, "estimated")
 
 
 def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
-    """Validate, resolve knowledge, run ``method.fuse``, validate the output, and time it."""
+    """Validate, resolve knowledge, run ``method.fuse``, validate the output, and time it.
+
+    Calling a method (``method(lr, msi, ctx)``) does the same. When the mode lacks a PSF/SRF the
+    method ``needs`` (or, in ``estimated`` mode, one it ``uses``), the registered degradation
+    estimator supplies it and ``info["knowledge_source"]`` says so.
+
+    Parameters
+    ----------
+    method : Method
+        An instance, e.g. from :func:`~hsibench.methods.create_method`.
+    lr : array (L, h, w)
+        The LrHSI (any array-API namespace the method supports).
+    msi : array (l, H, W)
+        The HrMSI, H = s·h, W = s·w.
+    ctx : Context
+        The knowledge and run settings.
+
+    Returns
+    -------
+    FusionResult
+        ``hr`` (L, H, W) in the inputs' namespace, ``info`` (knowledge sources, estimates, learned
+        PSF/SRF, loss curves, ...) and ``runtime_s``.
+
+    Raises
+    ------
+    InputError
+        NaN/Inf, wrong shapes, a scale that does not divide, band mismatches, a bad PSF.
+    NotApplicable
+        The method does not support ``ctx.mode``.
+    EstimatorMissing
+        An estimate is needed but no degradation estimator is registered.
+    MethodError
+        The method failed, returned the wrong shape, or produced NaN/Inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hsibench.methods import create_method
+    >>> lr = np.ones((31, 4, 4), dtype=np.float32)
+    >>> msi = np.ones((3, 16, 16), dtype=np.float32)
+    >>> res = run_method(create_method("upsample"), lr, msi, Context(scale=4, mode="blind"))
+    >>> res.hr.shape, bool(np.allclose(res.hr, 1.0))
+    ((31, 16, 16), True)
+    """
     validate_inputs(lr, msi, ctx)
     t0 = time.perf_counter()
     ctx = _resolve_knowledge(method, lr, msi, ctx)

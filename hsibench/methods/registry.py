@@ -1,14 +1,17 @@
-"""One registry of fusion methods (timm/BasicSR style): register by class, look up by name."""
+"""One registry of fusion methods (timm/BasicSR style): register by class, look up by name; and the
+slot of the degradation estimator, which an implementation fills with :func:`register_estimator`."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Callable
 
 from .base import InputError, Method
 
-__all__ = ["register", "get_method", "create_method", "list_methods", "method_table"]
+__all__ = ["register", "get_method", "create_method", "list_methods", "method_table", "register_estimator",
+           "get_estimator", "EstimatorMissing"]
 
 _REGISTRY: dict[str, type[Method]] = {}
+_ESTIMATOR: dict[str, Callable] = {}
 # Modules whose import registers methods; imported lazily so `import hsibench` stays cheap.
 _PROVIDERS = ("hsibench.methods.upsample", "hsibench.baselines", "hsibench.nets")
 _loaded = False
@@ -24,13 +27,48 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
+def unregister(name: str) -> None:
+    """Remove a method from the registry (tests register throw-away methods and remove them again)."""
+    _REGISTRY.pop(name, None)
+
+
+class EstimatorMissing(RuntimeError):
+    """A method needs the degradation estimator but none is registered (an installation error)."""
+
+
+def register_estimator(fn: Callable) -> Callable:
+    """Register the degradation estimator ``fn(lr, msi, scale, band_coverage=None) -> (psf, srf)``.
+
+    ``hsibench.baselines`` registers :func:`hsibench.baselines.estimate_degradation` on import; a
+    later registration replaces the earlier one. Returns ``fn`` (usable as a decorator).
+    """
+    _ESTIMATOR["default"] = fn
+    return fn
+
+
+def get_estimator() -> Callable:
+    """The registered degradation estimator (importing the method providers first).
+
+    Raises :class:`EstimatorMissing` if no provider registered one: a method that needs a PSF/SRF in
+    a mode without them must not silently become "not applicable".
+    """
+    if "default" not in _ESTIMATOR:
+        _load()
+    try:
+        return _ESTIMATOR["default"]
+    except KeyError:
+        raise EstimatorMissing(
+            "no degradation estimator is registered (hsibench.baselines registers one on import)"
+        ) from None
+
+
 def _load() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for mod in _PROVIDERS:
         importlib.import_module(mod)
+    _loaded = True
 
 
 def get_method(name: str) -> type[Method]:
@@ -41,6 +79,33 @@ def get_method(name: str) -> type[Method]:
 
 
 def create_method(name: str, preset: str = "default", **params: Any) -> Method:
+    """An instance of the registered method ``name`` with a preset and parameter overrides.
+
+    Parameters
+    ----------
+    name : str
+        A registered method (``hsibench list methods``).
+    preset : str
+        One of the method's ``presets`` (``default``; ``paper``/``fast`` for the deep nets, ...).
+    **params
+        Overrides of the preset's parameters.
+
+    Returns
+    -------
+    Method
+        Call it as ``method(lr, msi, ctx)`` (see :func:`~hsibench.methods.run_method`).
+
+    Raises
+    ------
+    InputError
+        An unknown method, preset or parameter.
+
+    Examples
+    --------
+    >>> m = create_method("cnmf", "reference", inner_iter=50)
+    >>> m.name, m.preset, m.params["inner_iter"], m.params["coupling_psf"]
+    ('cnmf', 'reference', 50, 'gauss')
+    """
     return get_method(name)(preset=preset, **params)
 
 

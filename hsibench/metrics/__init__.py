@@ -1,7 +1,7 @@
 """Image-quality metrics for HSI super-resolution: the NumPy reference and the named presets.
 
-``compute_metrics(gt, est, scale=s)`` gives every metric of the suite default (``conventions.md``,
-section "Metrics"); ``preset=`` selects a paper's own convention (see :data:`PRESETS`). The single
+``compute_metrics(gt, est, scale=s)`` gives every metric of the suite default (``docs/conventions.md``
+§8); ``preset=`` selects a paper's own convention (see :data:`PRESETS`). The single
 metric functions are the reference the fused kernels are checked against.
 """
 from .presets import PRESETS, MetricReport, Preset, compute_metrics, metric_definitions

@@ -1,8 +1,8 @@
 """Metric presets: the suite default and the papers' own conventions, each defined in one place.
 
 A preset fixes every choice that changes a number (window, data range, peak, zero-pixel policy,
-ERGAS mean, rounding). ``hsibench`` is the suite default of ``conventions.md``; the others
-reproduce what the anchors' released code computes (``anchors.md`` §1-§2 and §5), so that their
+ERGAS mean, rounding). ``hsibench`` is the suite default of ``docs/conventions.md`` §8; the others
+reproduce what the papers' released code computes, so that their
 published numbers can be compared like with like. Every preset reports the same eight scalars
 (:data:`~hsibench.metrics.reference.METRIC_NAMES`); a metric a paper does not report is computed
 as in ``hsibench``, and ``yokoya`` adds ``q2n``.
@@ -263,7 +263,7 @@ def _compute_yokoya(g, e, scale, data_range) -> tuple[Scalars, PerBand]:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("hsibench", "suite default (conventions.md, Metrics)", _HSIBENCH_DEFINITIONS,
+        Preset("hsibench", "suite default (docs/conventions.md §8)", _HSIBENCH_DEFINITIONS,
                _compute_hsibench),
         Preset("cucanet", "CUCaNet released code (utils/visualizer.py MetricsCal)",
                _CUCANET_DEFINITIONS, _compute_cucanet),
@@ -298,15 +298,47 @@ def compute_metrics(
     crop: int = 0,
     data_range: float = 1.0,
 ) -> MetricReport:
-    """All metrics of ``est`` against ``gt`` under one preset.
+    """All metrics of ``est`` against ``gt`` under one preset (``docs/conventions.md`` §8).
 
-    ``scale`` is the true spatial scale factor (ERGAS). ``crop=c`` removes c pixels on every
-    spatial border of both cubes first. ``data_range`` is SSIM's L for the presets with a fixed
-    range (``hsibench``, ``yokoya``; the paper presets fix their own). Arrays of any namespace
-    are scored on the host in float64 (NumPy); the one-pass metrics and SSIM + UIQI run in the
-    fused kernels unless :func:`hsibench.accel.use_kernels` turns them off. Raises
-    :class:`MetricError` for a bad pair, an unknown preset, a bad scale or crop, a constant
-    ground-truth band (named), or images too small for the windows (SSIM needs 11x11 pixels).
+    Arrays of any namespace are scored on the host in float64 (NumPy); the one-pass metrics and
+    SSIM + UIQI run in the fused kernels unless :func:`hsibench.accel.use_kernels` turns them off.
+
+    Parameters
+    ----------
+    gt, est : array (bands, rows, cols)
+        Ground truth and estimate, on the [0, 1] scale of the conventions.
+    scale : float
+        The true spatial scale factor s (used by ERGAS).
+    preset : str
+        ``hsibench`` (default), ``cucanet``, ``eu2adl``, ``ual`` or ``yokoya`` (see :data:`PRESETS`).
+    crop : int
+        Pixels removed on every spatial border of both cubes first.
+    data_range : float
+        SSIM's L for the presets with a fixed range (``hsibench``, ``yokoya``).
+
+    Returns
+    -------
+    MetricReport
+        ``scalars`` (rmse, psnr, sam, ergas, ssim, uiqi, cc, dd; + q2n for ``yokoya``), ``per_band``
+        vectors, the ``definitions`` (one line per metric) and the ``settings``.
+
+    Raises
+    ------
+    MetricError
+        A bad pair (shape, NaN/Inf, not 3-D), an unknown preset, a bad scale, crop or data_range,
+        a constant ground-truth band (named), or images too small for the windows (SSIM needs 11×11).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> gt = rng.random((4, 16, 16))
+    >>> est = gt + 0.01
+    >>> m = compute_metrics(gt, est, scale=4)
+    >>> round(m.scalars["rmse"], 6), round(m.scalars["dd"], 6)
+    (0.01, 0.01)
+    >>> compute_metrics(gt, gt, scale=4).scalars["psnr"]
+    inf
     """
     p = _get_preset(preset)
     s = _check_scale(scale)

@@ -5,7 +5,7 @@ These functions are the reference: every faster implementation (the fused Numba/
 speed, but they are vectorised (no Python loop over pixels) and always compute in float64.
 
 Layout: cubes are ``(bands, rows, cols)``; ``gt`` is the ground truth X, ``est`` the estimate X̂.
-The definitions follow ``conventions.md`` (section "Metrics"); the variants that the paper presets
+The definitions are those of ``docs/conventions.md`` §8; the variants that the paper presets
 need (sewar's UQI, scikit-image's default SSIM, UAL's SSIM, global PSNR, Q2n) live here too, and
 ``presets.py`` says which preset uses which.
 """

@@ -1,8 +1,8 @@
 """CUCaNet: cross-attention in coupled unmixing nets.
 
 Yao, Hong, Chanussot, Meng, Zhu, Xu, "Cross-Attention in Coupled Unmixing Nets for Unsupervised
-Hyperspectral Super-Resolution", ECCV 2020.
-Re-implemented from the paper and published facts about the released code; no official code used.
+Hyperspectral Super-Resolution", ECCV 2020. Re-implemented from the paper and the released code's
+documented layers and losses (no code copied); the departures are listed below and in ``docs/methods.md``.
 
 Model, with X the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
@@ -55,11 +55,7 @@ Choices and departures (also in ``CUCaNet.deviations`` and the config):
 Knowledge modes: ``oracle`` (PSF/SRF frozen at the truth), ``estimated`` (learned from the estimate),
 ``srf_support`` (the code's setting), ``blind``.
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-4, so these are upper bounds): ``small`` on a 128×128×31 scene at s = 8:
-0.145 s/iteration → 1200 iterations in 178 s (CAVE balloons centre crop: 40.5 dB vs bicubic
-30.2 dB); on the full 256×256 balloons ≈ 0.7-0.9 s/iteration. ``paper`` preset: 2.7 s/iteration at
-128×128 (≈ 7.6 h for 10 000 iterations) and 12.9 s/iteration at 256×256 (≈ 36 h).
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 

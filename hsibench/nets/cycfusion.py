@@ -1,8 +1,8 @@
 """CycFusion: unsupervised HSI–MSI fusion by cycle consistency between the LrHSI and HrMSI domains.
 
 Shi, Zhang, Altmann, Chen, "Unsupervised Hyperspectral and Multispectral Image Fusion Based on the
-Cycle Consistency" (arXiv 2307.03413). The official
-repository holds only a README, so this is a re-implementation from the paper.
+Cycle Consistency" (arXiv 2307.03413). The official repository holds only a README, so this is a
+re-implementation from the paper; the departures are listed below and in ``docs/methods.md``.
 
 Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
 
@@ -10,11 +10,11 @@ Model, with Y the LrHSI (L×h×w), Z the HrMSI (l×H×W), s = H/h:
   F_z (SRF): a 1×1 conv whose rows are softmax-normalised over the HS bands (eq. 7). Both are the
   suite's :class:`~hsibench.nets.layers.PSFLayer` / :class:`~hsibench.nets.layers.SRFLayer` with
   ``param="softmax"``, i.e. the paper's parameterisation (the PSF layer applies the kernel with the
-  suite's block-centred geometry, ``docs/``). Kaiming-normal logits (Algorithm 1) are handed to
+  suite's block-centred geometry, ``docs/conventions.md`` §2). Kaiming-normal logits (Algorithm 1) are handed to
   the layers as the kernels they define; the layers mix 1e-3 of the uniform kernel into a given start.
 * G_y (spatial up-sampling): log2(s) interpolation blocks ``ReLU(IN(Conv3×3(bicubic↑2(·))))`` (5 for
   s = 32 in the paper; block i has its own weights and the Table II width of row i), then the
-  refining block ``σ(Conv1×1(ReLU(IN(Conv1×1(·)))))`` (a reconstruction of the
+  refining block ``σ(Conv1×1(ReLU(IN(Conv1×1(·)))))`` (our reconstruction of the
   missing eq. 9). G_z (spectral up-sampling, eq. 10): five ``ReLU(IN(Conv1×1))`` layers, then
   ``σ(Conv1×1)``. Table II widths: G_y 32-64-128-128-128 + refine 128, G_z 32-64-128-128-128 (the
   missing Table II row is 128: the parameter count then matches Table V's 0.47 M for CAVE).
@@ -64,14 +64,7 @@ Choices and departures (also in ``CycFusion.deviations`` and the config):
   it drift from its pre-trained estimate (relative error 0.027 → 0.07-0.12) for at most 0.4 dB (at
   2e-2; none at 5e-2), hence the 0.02× multiplier (final error 0.053, 41.4 dB).
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-with a long benchmark run (load average 2-4.5, CPU pressure up to 90 %, so these are upper bounds):
-``small`` on a 128×128×31 scene at s = 8: pre-training 1000 × 1.6 ms + training 600 × 0.23-0.24 s →
-144-148 s in all (CAVE balloons centre crop: blind 41.4 dB, oracle 42.0 dB, bicubic 30.2 dB; blind
-PSF error 0.97 → 0.05, SRF error 0.81 → 0.35); ≈ 0.9 s/iteration on the full 256×256 balloons.
-``paper`` preset: pre-training ≈ 2 ms/iteration (≈ 20 s), training 1.4 s/iteration at 128×128
-(≈ 12 h for 30 000 iterations) and 6.4 s/iteration at 256×256 (≈ 53 h); the paper reports 65 min
-per 512×512 CAVE image on an RTX 3090.
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ the simplex). The engine owns everything else, so all nets behave the same way:
 * **seeded determinism on the CPU** (:func:`seeded_run`): ``torch.manual_seed`` + NumPy + Python
   seeds, ``torch.use_deterministic_algorithms(True, warn_only=True)``, cuDNN deterministic, and the
   intra-op thread count pinned for the whole run to the caller's ``torch.get_num_threads()`` (never
-  raised: on a shared 2-core machine oversubscription costs 10×, see anchors.md). Runs are bitwise
+  raised: more threads than free cores slows a run down many times, see ``reports/net_budgets.md``). Runs are bitwise
   reproducible for a fixed seed *and* thread count; a different thread count changes the reduction
   order and so the trajectory;
 * **device selection** (:func:`resolve_device`): ``cpu``, ``cuda``/``cuda:N`` (a clear

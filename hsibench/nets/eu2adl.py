@@ -1,8 +1,8 @@
 """EU2ADL: enhanced unmixing-inspired unsupervised network with attention-embedded degradation learning.
 
 Gao, Li, Zheng, Jia, "Enhanced Autoencoders With Attention-Embedded Degradation Learning for
-Unsupervised Hyperspectral Image Super-Resolution", IEEE TGRS 61, 2023. Re-implemented from the
-paper; no official code used.
+Unsupervised Hyperspectral Image Super-Resolution", IEEE TGRS 61, 2023.
+Re-implemented from the paper (no code copied); the departures are listed below and in ``docs/methods.md``.
 
 Two stages, with Y the LrHSI (C×h×w) and Z the HrMSI (c×H×W):
 
@@ -40,7 +40,7 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   stays there), never NaN. ``psf_activation="softplus"`` (``small``) cannot die.
 * **Position bias in the PSF branch** (``psf_position_bias=True``, ``small`` only): a learnable s×s
   logit bias added to the 1×1-conv output. The paper's branch has only c + 1 free parameters (a 1×1
-  conv over an s×s thumbnail of the HrMSI), so it cannot express a centred kernel; the anchors
+  conv over an s×s thumbnail of the HrMSI), so it cannot express a centred kernel; it was
   measured 23 % PSF error with it. ``paper`` has no such bias.
 * ``estimated`` mode starts ADL-Net from the estimate (SE output bias = log of the estimated SRF,
   the estimated kernel as a position bias, through softplus⁻¹ or directly for ReLU, the
@@ -62,12 +62,7 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   this term; with 10 it lags the auto-encoders at a short budget: 38.3 vs 39.7 dB at 1200
   iterations on that crop, −0.7 vs +3.2 dB over bicubic on the synthetic test scene at 400).
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-4, so these are upper bounds): ``small`` on a 128×128×31 scene at s = 8: stage 1
-2000 × 2-7 ms + stage 2 1200 × 0.085-0.16 s → 108-205 s (CAVE balloons centre crop: 39.7 dB vs
-bicubic 30.2 dB); on the full 256×256 balloons ≈ 0.4-0.7 s/iteration. ``paper`` preset: stage 1
-4000 × 8-12 ms, stage 2 2.1 s/iteration at 128×128 (≈ 8.3 h for 14 000 iterations) and 8.6
-s/iteration at 256×256 (≈ 34 h).
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """HyCoNet: coupled convolutional nets with adaptive response-function learning.
 
 Zheng, Gao, Liao, Hong, Zhang, Cui, Chanussot, "Coupled Convolutional Neural Network With Adaptive
-Response Function Learning for Unsupervised Hyperspectral Super Resolution", IEEE TGRS 59(3), 2021.
-Re-implemented from the paper; no official code was used.
+Response Function Learning for Unsupervised Hyperspectral Super Resolution", IEEE TGRS 59(3), 2021
+Re-implemented from the paper; no official code was used. Departures below and in ``docs/methods.md``.
 
 Model (paper §III, eqs. 6-15), with Z the LrHSI (L×h×w), Y the HrMSI (l×H×W):
 
@@ -46,11 +46,7 @@ Choices and departures (also in ``HyCoNet.deviations`` and the config):
 Knowledge modes: ``oracle`` (PSF and SRF frozen at the truth), ``estimated`` (learned, started from
 the estimate), ``srf_support`` (paper setting), ``blind``.
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-4, so these are upper bounds): ``small`` on a 128×128×31 scene at s = 8:
-0.078-0.12 s/iteration → 1500 iterations in 120-185 s (CAVE balloons centre crop: 43.4 dB vs
-bicubic 30.2 dB); on the full 256×256 balloons ≈ 0.3-0.6 s/iteration. ``paper`` preset: 1.2
-s/iteration at 128×128 (≈ 3.4 h for 10 000 iterations) and 4.8 s/iteration at 256×256 (≈ 13 h).
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 

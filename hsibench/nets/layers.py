@@ -17,8 +17,8 @@ HyCoNet/CUCaNet).
 Parameterisation (``param``):
 
 * ``"clamp"`` (default): the raw weights are projected after every optimiser step (clamped at 0,
-  masked, renormalised to sum 1; the HyCoNet/CUCaNet clipper plus the renormalisation that
-  methods.md §1.9/§5.8 recommend), and the forward pass also uses ``relu(w)/sum(relu(w))`` so the
+  masked, renormalised to sum 1; the HyCoNet/CUCaNet clipper plus a renormalisation, so the PSF
+  stays a PSF), and the forward pass also uses ``relu(w)/sum(relu(w))`` so the
   constraints hold at every forward pass, including the first. Adam moves a tap by about ``lr`` per
   step, so a uniform s×s kernel can concentrate within a few hundred steps.
 * ``"softmax"``: ``softmax(logits)`` (masked softmax for the SRF): the constraints hold by
@@ -40,6 +40,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..degrade.geometry import BOUNDARIES, boundary_index, psf_geometry
+from ..degrade.psf import psf_error
+from ..degrade.srf import srf_error
 from ..methods.base import Context, InputError
 
 __all__ = [
@@ -60,19 +63,14 @@ _MIX = 1e-3  # uniform mass mixed into a given kernel before taking logs (softma
 
 
 def _symmetric_index(n: int, pad: int, boundary: str) -> torch.Tensor:
-    idx = np.arange(-pad, n + pad)
-    if boundary == "symmetric":
-        m = np.mod(idx, 2 * n)
-        idx = np.where(m < n, m, 2 * n - 1 - m)
-    elif boundary == "circular":
-        idx = np.mod(idx, n)
-    else:
+    """Padded-axis index map of the forward model's boundary rule, as a torch index tensor."""
+    if boundary not in BOUNDARIES:
         raise InputError(f"unknown boundary {boundary!r}; use 'symmetric' or 'circular'")
-    return torch.as_tensor(idx, dtype=torch.long)
+    return torch.as_tensor(boundary_index(np.arange(-pad, n + pad), n, boundary), dtype=torch.long)
 
 
 class PSFLayer(nn.Module):
-    """Learnable band-shared PSF + stride-s decimation (block-centred, conventions.md).
+    """Learnable band-shared PSF + stride-s decimation (block-centred, ``docs/conventions.md`` §2).
 
     ``forward(x)``: ``(..., H, W)`` -> ``(..., H/s, W/s)``. ``size`` defaults to the size of ``init``
     or to s×s; a uniform 1/k² kernel is the default start.
@@ -103,7 +101,8 @@ class PSFLayer(nn.Module):
             raise InputError(f"PSF size {k0.shape} is smaller than the scale {self.scale}")
         self.param = param
         self.boundary = boundary
-        self.pad = ((kh - self.scale) // 2, (kw - self.scale) // 2)
+        geo = psf_geometry(k0.shape, self.scale)
+        self.pad = (geo.pad_r, geo.pad_c)
         if param == "clamp":
             w = k0
         else:
@@ -297,21 +296,11 @@ def kl_sparsity(a: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def relative_error(est, truth) -> float:
-    """‖est − truth‖_F / ‖truth‖_F; kernels of different sizes are zero-padded to the larger one,
-    centred (sizes have the same parity)."""
-    e = np.asarray(est, dtype=np.float64)
-    t = np.asarray(truth, dtype=np.float64)
-    if e.shape != t.shape:
-        shape = tuple(max(a, b) for a, b in zip(e.shape, t.shape))
-
-        def _pad(k):
-            out = np.zeros(shape)
-            sl = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(shape, k.shape))
-            out[sl] = k
-            return out
-
-        e, t = _pad(e), _pad(t)
-    return float(np.linalg.norm(e - t) / max(np.linalg.norm(t), 1e-300))
+    """‖est − truth‖_F / ‖truth‖_F of a learned PSF or SRF: :func:`hsibench.degrade.psf_error` for
+    PSFs (different sizes compared centred), :func:`hsibench.degrade.srf_error` for equal shapes.
+    Kept for backward compatibility; new code calls those two directly."""
+    e, t = np.asarray(est), np.asarray(truth)
+    return srf_error(e, t) if e.shape == t.shape else psf_error(e, t)
 
 
 def degradation_layers(ctx: Context, n_hs: int, n_ms: int, *, psf_size: int | None = None,

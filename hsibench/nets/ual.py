@@ -1,7 +1,8 @@
 """UAL: unsupervised adaptation learning (supervised pre-training on synthetic scenes + per-image adaptation).
 
 Zhang, Nie, Wei, Zhang, Liao, Shao, "Unsupervised Adaptation Learning for Hyperspectral Imagery
-Super-resolution", CVPR 2020. Re-implemented from the paper; no official code was used.
+Super-resolution", CVPR 2020. Re-implemented from the paper (no code copied); the departures are
+listed below and in ``docs/methods.md``.
 
 Model (paper §3), with X the HrMSI (b×H×W), Y the LrHSI (B×h×w), P the SRF (b×B, given):
 
@@ -79,8 +80,8 @@ Knowledge modes. UAL assumes P known and learns the PSF:
 * ``estimated``: P = the estimator's SRF (fixed); 𝓗 starts from the estimator's PSF and is learned.
 * ``srf_support`` / ``blind``: ``needs = ("srf",)``, so the suite's estimator supplies P (from the
   band coverage in ``srf_support``, full coverage in ``blind``); 𝓗 starts from the preset's neutral
-  kernel (above) and is learned — the estimator's PSF is not used (reported as such). Without an estimator these
-  modes are refused (``NotApplicable``). An estimated P differs per image, so each image gets its own
+  kernel (above) and is learned — the estimator's PSF is not used (reported as such). Without a
+  registered estimator these modes fail (``EstimatorMissing``). An estimated P differs per image, so each image gets its own
   pre-training there (the cache still serves repeated runs of the same case).
 
 Pre-training cache: ``<cache>/ual/<sha256>.pt`` (+ ``.json`` metadata, sha256 of the weights file
@@ -93,24 +94,7 @@ adaptation is re-seeded from ``ctx.seed`` afterwards, so a hit gives bit-identic
 run. A file lock serialises concurrent workers on the same key. Info keys ``pretrain_cached``,
 ``pretrain_seconds`` (of the run that trained the weights), ``pretrain_cache_path``.
 
-Budget, measured on this 2-core CPU with 1 intra-op thread (torch 2.13) while the machine was shared
-(load average 2-3, so these are upper bounds):
-
-* ``small`` (then ``fast``, with the Gaussian start of FWHM = s) on a 128×128×31 synthetic scene
-  (``synthetic_scene(128, 31, seed=1)``, s = 8, ``gauss_fwhm``, Landsat-8 B/G/R, blind): pre-training 84-103 s (scene generation < 1 s, ≈ 0.2
-  s/step), adaptation 600 × 0.06 s = 36 s: 123 s in all on a cache miss, the adaptation alone
-  (≈ 37 s) on a hit. 28.6 dB vs bicubic 22.1 dB (+6.5); the fusion module alone gives 20.9 dB, so
-  with this short pre-training the gain comes from the adaptation. That Gaussian start (FWHM = s)
-  was exactly the true ``gauss_fwhm`` kernel there (a head start, hence today's uniform start), and
-  the learned PSF drifted from it (relative error 0 → 0.44).
-  On the test case (64×64×31, s = 4, toy spectra unlike the library's): the full former ``fast`` preset
-  +3.75 dB over bicubic (fusion module alone −4.6 dB; PSF error 0.745 → 0.27), ≈ 110 s; the
-  tests' 150-step pre-training and 400 iterations +2.3 dB (PSF error 0.745 → 0.225); with today's
-  uniform start (``small``) +2.4 dB (PSF error 0.855 → 0.238).
-* ``paper``: one pre-training step (batch 6, 128×128, width 64, 1.5 M parameters) takes 10.6 s ⇒
-  ≈ 43 h for the 14 700 steps (plus ≈ 16 s for the twelve 512×512 scenes); adaptation (331 k
-  parameters, 32×32 PSF) 0.49 s/iteration at 128×128 (12 min for 1500) and 2.0 s/iteration at
-  256×256 (49 min).
+Measured seconds per iteration of the presets: ``reports/net_budgets.md``.
 """
 from __future__ import annotations
 

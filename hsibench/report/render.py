@@ -238,13 +238,24 @@ def make_report(results: str | Path, out_dir: str | Path | None = None, title: s
     Raises
     ------
     FileNotFoundError
-        If ``results`` holds no ``jobs/`` folder.
+        ``results`` is not a results store.
     ValueError
-        If the store holds no finished job.
+        The store holds no finished job.
 
-    Example
-    -------
-    >>> make_report("results/demo", "reports/demo")  # doctest: +SKIP
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from hsibench.study import run_study, study_from_dict
+    >>> study = study_from_dict({"scenes": ["synthetic:32x8:0"], "grid": {"scale": [2]},
+    ...                          "methods": [{"name": "upsample", "modes": ["blind"]}],
+    ...                          "save_outputs": "none"})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = run_study(study, Path(tmp) / "res", threads=1, progress=False)
+    ...     md = make_report(Path(tmp) / "res", Path(tmp) / "rep")
+    ...     names = sorted(p.name for p in md.parent.iterdir() if p.is_file())
+    >>> names
+    ['report.html', 'report.md', 'results.csv']
     """
     store = ResultStore(results)
     if not store.jobs_dir.is_dir():

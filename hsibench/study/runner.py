@@ -19,6 +19,8 @@ import numpy as np
 
 from .. import CONVENTIONS_VERSION, __version__
 from ..degrade.degradation import Observation, simulate
+from ..degrade.psf import psf_error
+from ..degrade.srf import srf_error
 from ..methods.base import Context, NotApplicable
 from ..methods.registry import get_method
 from .config import Job, Study
@@ -248,20 +250,6 @@ def _row_base(job: Job) -> dict[str, Any]:
     }
 
 
-def _kernel_error(est, true) -> float:
-    """Relative Frobenius error of a kernel estimate, both centred on a common support."""
-    est, true = np.asarray(est, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    size = (max(est.shape[0], true.shape[0]), max(est.shape[1], true.shape[1]))
-
-    def pad(k):
-        out = np.zeros(size)
-        r, c = (size[0] - k.shape[0]) // 2, (size[1] - k.shape[1]) // 2
-        out[r : r + k.shape[0], c : c + k.shape[1]] = k
-        return out
-
-    return float(np.linalg.norm(pad(est) - pad(true)) / np.linalg.norm(true))
-
-
 #: What a result row keeps of a method's info (a ``stage1_`` prefix marks a net's first stage):
 #: the training trace and timing, so a short run can project a full budget's wall time.
 _KEPT_INFO = ("loss_curve", "iterations", "stopped", "srf_source", "notes", "train_seconds", "seconds_per_iteration",
@@ -281,7 +269,7 @@ def _degradation_errors(info: dict, obs: Observation) -> dict[str, float]:
             est = np.asarray(est)
             if kind == "srf" and est.shape != truth.shape:
                 continue
-            err = _kernel_error(est, truth) if kind == "psf" else float(np.linalg.norm(est - truth) / np.linalg.norm(truth))
+            err = psf_error(est, truth) if kind == "psf" else srf_error(est, truth)
             if f"{kind}_error" in out:
                 out[f"estimator_{kind}_error"] = out[f"{kind}_error"]
             out[f"{kind}_error"] = err
@@ -474,7 +462,10 @@ def run_study(study: Study, out_dir: str | Path, workers: int = 1, threads: int 
     """Execute every unfinished job of ``study`` into the store at ``out_dir``.
 
     This process is the store's single writer: it holds the folder's lock for the whole run and
-    writes every row (atomically) as its job comes back from the executor.
+    writes every row (atomically) as its job comes back from the executor, as
+    ``<out_dir>/jobs/<job_id>.json`` (the row schema is in ``docs/studies.md``). Jobs that already
+    have a row are skipped, so a killed run loses nothing that finished; a method that raises gives
+    a ``failed`` row and the study goes on.
 
     Parameters
     ----------
