@@ -40,8 +40,8 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
   stays there), never NaN. ``psf_activation="softplus"`` (``small``) cannot die.
 * **Position bias in the PSF branch** (``psf_position_bias=True``, ``small`` only): a learnable s×s
   logit bias added to the 1×1-conv output. The paper's branch has only c + 1 free parameters (a 1×1
-  conv over an s×s thumbnail of the HrMSI), so it cannot express a centred kernel; it was
-  measured 23 % PSF error with it. ``paper`` has no such bias.
+  conv over an s×s thumbnail of the HrMSI), so it cannot express a centred kernel (about 23 % PSF error
+  was measured without the bias). ``paper`` has no such bias.
 * ``estimated`` mode starts ADL-Net from the estimate (SE output bias = log of the estimated SRF,
   the estimated kernel as a position bias, through softplus⁻¹ or directly for ReLU, the
   data-dependent weights zeroed) and trains it (so that mode always carries the position bias); ``oracle`` skips stage 1 and freezes the truth (the paper's "w/o ADLnet" row);
