@@ -349,8 +349,10 @@ def test_code_version_hashes_the_computing_source_only(tmp_path, monkeypatch):
         runner.code_version.cache_clear()
 
 
-def test_a_study_with_failing_jobs_exits_1_after_writing_rows_and_report(tmp_path, capsys):
+def test_a_study_with_failing_jobs_exits_1_after_writing_rows_and_report(tmp_path, capsys, registered_method):
     from hsibench.cli import main
+
+    registered_method(_Failing)
 
     study = tmp_path / "s.json"
     study.write_text(json.dumps({"name": "f", "scenes": ["synthetic:16x8:0"], "grid": {"scale": [2]},

@@ -64,6 +64,8 @@ def pin_threads(threads: int) -> None:
     '1'
     """
     for var in _THREAD_ENV:
+        if var == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
+            continue  # read once at import: changing it afterwards makes Numba's next compilation raise
         os.environ[var] = str(threads)
     try:
         import torch

@@ -501,13 +501,17 @@ def run_study(study: Study, out_dir: str | Path, workers: int = 1, threads: int 
     ImportError
         For ``cluster``/``scheduler`` without dask.distributed (the message names the extra).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile
     >>> from hsibench.study import study_from_dict
-    >>> st = study_from_dict({"scenes": ["synthetic:16x8:0"], "grid": {"scale": 2}, "methods": ["upsample"]})
-    >>> run_study(st, tempfile.mkdtemp(), progress=False).ok
-    1
+    >>> study = study_from_dict({"scenes": ["synthetic:32x8:0"], "grid": {"scale": [2, 4]},
+    ...                          "methods": [{"name": "upsample", "modes": ["blind"]}]})
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     first = run_study(study, out, threads=1, progress=False)
+    ...     again = run_study(study, out, threads=1, progress=False)
+    >>> (first.total, first.ok), (again.skipped, again.ok)
+    ((2, 2), (2, 0))
     """
     store = ResultStore(out_dir)
     executor = make_executor(workers, threads, cluster=cluster, scheduler=scheduler)
