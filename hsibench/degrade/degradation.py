@@ -11,7 +11,7 @@ from scipy import ndimage
 from .noise import add_noise, seeded_rng
 from .psf import make_kernel
 from .spatial import BOUNDARIES, blur_decimate, check_scale
-from .srf import band_coverage, srf_matrix
+from .srf import SRF_SAMPLINGS, band_coverage, fine_grid_msi, srf_matrix
 
 __all__ = ["Degradation", "Observation", "simulate"]
 
@@ -33,7 +33,12 @@ class Degradation:
 
     ``kernel`` is a preset spec (``gauss_fwhm``, ``motion(7,30)``, ...), ``sensor`` a sensor name,
     ``gauss:...`` spec or CSV path. SNRs are in dB, ``None`` meaning no noise. ``misregistration``
-    shifts the HrMSI by (rows, cols) HR pixels (sub-pixel, cubic spline).
+    shifts the HrMSI by (rows, cols) HR pixels (sub-pixel, cubic spline). ``srf_sampling`` says how
+    the HrMSI is synthesised: ``"hs_bands"`` (the default) applies the SRF matrix sampled at the HS
+    band centres, so the estimator's linear model is exact; ``"fine"`` interpolates the cube spectrally
+    (shape-preserving cubic, PCHIP) onto a grid of ``hsibench.degrade.srf.FINE_STEP_NM`` nm and
+    integrates the sensor's full-resolution response on it, so the true SRF is not exactly a matrix on
+    the HS bands (see :func:`hsibench.degrade.srf.fine_grid_msi`).
     """
 
     scale: int
@@ -44,6 +49,7 @@ class Degradation:
     boundary: str = "symmetric"
     noise_per_band: bool = False
     misregistration: tuple[float, float] = (0.0, 0.0)
+    srf_sampling: str = "hs_bands"
 
     def __post_init__(self):
         object.__setattr__(self, "scale", int(self.scale))
@@ -57,6 +63,8 @@ class Degradation:
         if len(self.misregistration) != 2:
             raise ValueError("misregistration is (rows, cols) in HR pixels")
         make_kernel(self.kernel, self.scale)  # fail early on a bad preset
+        if self.srf_sampling not in SRF_SAMPLINGS:
+            raise ValueError(f"srf_sampling must be one of {SRF_SAMPLINGS}, got {self.srf_sampling!r}")
 
     def psf(self) -> np.ndarray:
         return make_kernel(self.kernel, self.scale)
@@ -69,6 +77,8 @@ class Degradation:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["misregistration"] = list(self.misregistration)
+        if d["srf_sampling"] == "hs_bands":  # the default stays out, so earlier job ids do not change
+            del d["srf_sampling"]
         return d
 
     @classmethod
@@ -81,7 +91,10 @@ class Degradation:
 
     def label(self) -> str:
         snr = lambda v: "inf" if v is None else f"{v:g}"  # noqa: E731
-        return f"x{self.scale}|{self.kernel}|{self.sensor}|hs{snr(self.snr_hs)}|ms{snr(self.snr_ms)}"
+        out = f"x{self.scale}|{self.kernel}|{self.sensor}|hs{snr(self.snr_hs)}|ms{snr(self.snr_ms)}"
+        if self.srf_sampling != "hs_bands":
+            out += f"|srf:{self.srf_sampling}"
+        return out
 
     def apply(self, cube: np.ndarray, wavelengths, seed: int = 0, key: str = "") -> "Observation":
         return simulate(cube, wavelengths, self, seed=seed, key=key)
@@ -108,6 +121,9 @@ def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key
     """Degrade a ground-truth cube (L, H, W): LrHSI = A(X) + n_h, HrMSI = shift(R X) + n_m.
 
     The noise streams depend only on (key, degradation, seed), so every method sees the same inputs.
+    With ``deg.srf_sampling == "fine"`` the HrMSI is R_fine(X) (:func:`~hsibench.degrade.srf.fine_grid_msi`,
+    not a matrix product) and the SRF the observation reports (what oracle mode is given and what
+    SRF errors are scored against) is the best matrix approximation of it on this scene.
     """
     cube = np.asarray(cube, dtype=np.float32)
     if cube.ndim != 3:
@@ -118,7 +134,11 @@ def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key
     psf = deg.psf()
     srf = deg.srf(wavelengths)
     lr = blur_decimate(cube, psf.astype(np.float32), deg.scale, deg.boundary)
-    msi = np.tensordot(srf.astype(np.float32), cube, axes=(1, 0))
+    if deg.srf_sampling == "fine":
+        msi, srf = fine_grid_msi(cube, wavelengths, deg.sensor)
+        msi = msi.astype(np.float32)
+    else:
+        msi = np.tensordot(srf.astype(np.float32), cube, axes=(1, 0))
     if any(deg.misregistration):
         msi = ndimage.shift(msi, (0.0, *deg.misregistration), order=3, mode="mirror")
     lr = add_noise(lr, deg.snr_hs, seeded_rng("hs", key, deg.label(), seed), deg.noise_per_band)
