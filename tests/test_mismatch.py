@@ -135,17 +135,20 @@ def test_one_at_a_time_has_the_base_case_once_plus_each_other_value():
     # an axis with one value adds nothing; a duplicated value is kept once
     st2 = _oat(grid={"scale": [4, 4, 2], "kernel": "gauss_fwhm", "snr": "inf"})
     assert len(st2.degradations) == 2
+    # a single-valued axis needs no base value
+    st3 = _oat(grid={"scale": [4, 2], "kernel": "box", "snr": "inf"}, base={"scale": 4})
+    assert [d.scale for d in st3.degradations] == [4, 2] and st3.degradations[0].kernel == "box"
 
 
 @pytest.mark.parametrize("over,match", [
     ({"base": None}, "needs a \\[base\\]"),
-    ({"base": {"scale": 4, "kernel": "gauss_fwhm"}}, "lacks the base value"),
+    ({"base": {"scale": 4}}, "lacks the base value"),
     ({"base": {"scale": 4, "kernel": "gauss_fwhm", "snr": "inf", "sensor": "x"}}, "not in the grid"),
     ({"base": {"scale": 3, "kernel": "gauss_fwhm", "snr": "inf"}}, "not one of its grid values"),
     ({"design": "latin"}, "design must be one of"),
 ])
 def test_one_at_a_time_errors(over, match):
-    d = {"grid": {"scale": [2, 4], "kernel": "gauss_fwhm", "snr": "inf"}, "design": "one_at_a_time",
+    d = {"grid": {"scale": [2, 4], "kernel": ["gauss_fwhm", "box"], "snr": "inf"}, "design": "one_at_a_time",
          "base": {"scale": 4, "kernel": "gauss_fwhm", "snr": "inf"}, "methods": ["upsample"]}
     d.update(over)
     if d.get("base") is None:

@@ -23,7 +23,8 @@ A study file looks like::
     params = { }
 
 ``design`` says how the grid axes combine: ``"factorial"`` (the default, every combination) or
-``"one_at_a_time"``, which needs a ``[base]`` table giving the base value of every listed axis: the
+``"one_at_a_time"``, which needs a ``[base]`` table giving the base value of every axis with several
+values (a single-valued axis is its own base): the
 jobs are then the base case plus, for each axis, each of its other values with every other axis at
 its base value (duplicates removed, the base case once)::
 
@@ -187,10 +188,11 @@ def _design_points(axes: dict[str, list], design: str, base) -> list[dict]:
     extra = set(base) - set(axes)
     if extra:
         raise StudyError(f"[base] names axes that are not in the grid: {sorted(extra)}")
-    missing = [k for k in axes if k not in base]
+    missing = [k for k in axes if k not in base and len(axes[k]) > 1]
     if missing:
         raise StudyError(f"[base] lacks the base value of the grid axes {missing}")
     norm = lambda k, v: tuple(v) if isinstance(v, list) else v  # noqa: E731  (TOML pairs are lists)
+    base = {k: base.get(k, axes[k][0]) for k in axes}  # a single-valued axis is its own base
     base_point = {k: _axis(k, base[k])[0] if k == "misregistration" else base[k] for k in axes}
     for k, v in base_point.items():
         if norm(k, v) not in [norm(k, x) for x in axes[k]]:
