@@ -106,14 +106,14 @@ class Observation:
 
     lr: np.ndarray  # (L, h, w) float32
     msi: np.ndarray  # (l, H, W) float32
-    psf: np.ndarray  # (kh, kw) float64, sums to 1
-    srf: np.ndarray  # (l, L) float64, rows sum to 1
+    psf: np.ndarray | None  # (kh, kw) float64, sums to 1; None for a real pair (unknown)
+    srf: np.ndarray | None  # (l, L) float64, rows sum to 1; None for a real pair (unknown)
     scale: int
     degradation: Degradation
     coverage: np.ndarray = field(default=None)  # (l, L) bool
 
     def __post_init__(self):
-        if self.coverage is None:
+        if self.coverage is None and self.srf is not None:  # a real pair has no known SRF (nor PSF)
             self.coverage = band_coverage(self.srf)
 
 

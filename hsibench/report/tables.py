@@ -15,8 +15,9 @@ __all__ = ["load_results", "summary_tables", "overview_table", "failure_table", 
            "METRIC_ORDER", "HIGHER_IS_BETTER"]
 
 DEGRADATION_KEYS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "mode"]
-METRIC_ORDER = ["psnr", "sam", "ergas", "ssim", "uiqi", "cc", "rmse", "dd"]
-HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "uiqi": True, "cc": True, "rmse": False, "dd": False}
+METRIC_ORDER = ["psnr", "sam", "ergas", "ssim", "uiqi", "cc", "rmse", "dd", "qnr", "d_lambda", "d_s"]
+HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "uiqi": True, "cc": True, "rmse": False, "dd": False,
+                    "qnr": True, "d_lambda": False, "d_s": False}  # the last three: no-reference (real pairs)
 FAMILY_ORDER = {"floor": 0, "classical": 1, "deep": 2}
 
 
@@ -52,7 +53,8 @@ def _fmt(mean: float, std: float, n: int, digits: int) -> str:
     return f"{mean:.{digits}f}" if n <= 1 or not np.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-_DIGITS = {"psnr": 2, "sam": 2, "ergas": 3, "ssim": 4, "uiqi": 4, "cc": 4, "rmse": 4, "dd": 4, "runtime_s": 2}
+_DIGITS = {"psnr": 2, "sam": 2, "ergas": 3, "ssim": 4, "uiqi": 4, "cc": 4, "rmse": 4, "dd": 4, "runtime_s": 2,
+           "qnr": 4, "d_lambda": 4, "d_s": 4}
 
 
 def _method_order(df: pd.DataFrame) -> list[str]:
