@@ -160,3 +160,61 @@ def test_one_at_a_time_errors(over, match):
 def test_base_table_without_one_at_a_time_is_refused():
     with pytest.raises(StudyError, match="only goes with"):
         study_from_dict({"grid": {"scale": 2}, "base": {"scale": 2}, "methods": ["upsample"]})
+
+
+# ------------------------------------------------------------------------- report: modes side by side
+def _row(label, mode, psnr, **deg):
+    d = {"scale": 4, "kernel": "gauss_fwhm", "sensor": "landsat8_bgr", "snr_hs": None, "snr_ms": None,
+         "misregistration": [0.0, 0.0], **deg}
+    return {"job_id": f"{label}{mode}{psnr}", "status": "ok", "scene": "s", "scene_name": "s", "seed": 0, "label": label,
+            "method": label, "mode": mode, "family": "classical", "scale": 4, "kernel": d["kernel"],
+            "sensor": d["sensor"], "snr_hs": float("inf"), "snr_ms": float("inf"), "metrics": {"psnr": psnr},
+            "config": {"degradation": d}}
+
+
+def test_mode_gap_table_puts_modes_side_by_side_and_keeps_variants_apart():
+    from hsibench.report.tables import load_results, mode_gap_table, summary_tables
+
+    rows = [_row("m", "oracle", 50.0), _row("m", "blind", 44.0), _row("m", "estimated", 49.0),
+            _row("m", "oracle", 40.0, misregistration=[0.5, 0.5]), _row("m", "blind", 30.0, misregistration=[0.5, 0.5]),
+            _row("m", "oracle", 48.0, srf_sampling="fine"), _row("m", "blind", 47.5, srf_sampling="fine")]
+    df = load_results(rows)
+    assert sorted(df["variant"].unique()) == ["", "shift(0.5,0.5)", "srf:fine"]
+    gap = mode_gap_table(df).set_index("case")
+    base = gap.loc["×4 gauss_fwhm landsat8_bgr SNR ∞/∞"]
+    assert (base["oracle"], base["blind"], base["estimated"]) == (50.0, 44.0, 49.0)
+    assert (base["blind − oracle"], base["estimated − oracle"]) == (-6.0, -1.0)
+    assert gap.loc["×4 gauss_fwhm landsat8_bgr SNR ∞/∞ shift(0.5,0.5)", "blind − oracle"] == -10.0
+    assert gap.loc["×4 gauss_fwhm landsat8_bgr SNR ∞/∞ srf:fine", "estimated"] == "–"
+    # the per-degradation tables no longer merge the shifted / fine cases with the base case
+    assert len(summary_tables(df)) == 3 + 2 + 2  # (case, mode) pairs
+    assert mode_gap_table(df[df["mode"] == "blind"]).empty
+
+
+def test_label_names_the_misregistration():
+    assert Degradation(scale=2, misregistration=(0.5, -0.25)).label().endswith("|shift(0.5,-0.25)")
+    assert "shift" not in Degradation(scale=2).label()
+
+
+def test_scene_table_uses_qnr_where_a_scene_has_no_reference():
+    from hsibench.report.tables import load_results, scene_table
+
+    a = _row("m", "blind", 30.0)
+    b = _row("m", "blind", 32.0)
+    b["scene_name"] = b["scene"] = "t"
+    c = {**_row("m", "blind", 0.0), "scene_name": "pair:full", "scene": "pair:full", "metrics": {"qnr": 0.9, "d_lambda": 0.05}}
+    c["job_id"] = "c"
+    tab = scene_table(load_results([a, b, c])).set_index("method")
+    assert tab.loc["m", "s (psnr)"] == 30.0 and tab.loc["m", "t (psnr)"] == 32.0 and tab.loc["m", "pair:full (qnr)"] == 0.9
+    assert scene_table(load_results([a])).empty
+
+
+def test_scene_crop_suffix():
+    from hsibench.data import DataError, load_scene
+
+    full = load_scene("synthetic:32x31:0")
+    crop = load_scene("synthetic:32x31:0[4:20, 8:32]")
+    np.testing.assert_array_equal(crop.cube, full.cube[:, 4:20, 8:32])
+    assert crop.name.endswith("[4:20,8:32]") and crop.provenance["crop"] == {"rows": [4, 20], "cols": [8, 32]}
+    with pytest.raises(DataError, match="does not fit"):
+        load_scene("synthetic:32x31:0[0:40,0:8]")

@@ -25,6 +25,7 @@ SUPPORTED = ".mat (v5, v7.3), .npy, .npz, .tif/.tiff, ENVI (.hdr + data), a fold
 _NUMERIC_MAT_CLASSES = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
                         "int64", "uint64", "logical"}
 _AUX_VARS = ["nRow", "nCol", "nBand", "maxValue"] + list(catalog.INDEX_VARS) + catalog.WAVELENGTH_VARS
+_CROP_SUFFIX = re.compile(r"^(.*)\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
 _LAYOUTS = {"chw": "CHW", "hwc": "HWC", "hcw": "HCW", "zhu": "zhu", "auto": None}
 
 
@@ -436,7 +437,20 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     ``layout`` (CHW, HWC, HCW, zhu) overrides the layout guess, ``wavelengths`` (array, or a dataset
     name) overrides the file/catalog ones; keywords ``dataset=`` and ``sensor=`` name a catalog entry
     or sensor model, ``sort_bands=True`` reorders bands by wavelength (AVIRIS spectrometers overlap).
+    A suffix ``[r0:r1,c0:c1]`` on any source crops the loaded scene (after normalisation by the whole
+    scene's maximum, so a crop keeps the file's scale; recorded in the provenance and the name), e.g.
+    ``"data:cave/balloons_ms.mat[64:112,64:112]"``.
     """
+    window = _CROP_SUFFIX.match(str(source)) if isinstance(source, str) else None
+    if window:  # "<source>[r0:r1,c0:c1]": a spatial crop of the loaded (and normalised) scene
+        r0, r1, c0, c1 = (int(v) for v in window.group(2, 3, 4, 5))
+        scene = load_scene(window.group(1), name=name, key=key, layout=layout, wavelengths=wavelengths,
+                           normalize=normalize, drop_constant=drop_constant, **kw)
+        if not (r0 < r1 <= scene.rows and c0 < c1 <= scene.cols):
+            raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
+        out = scene.crop(slice(r0, r1), slice(c0, c1))
+        out.name = f"{scene.name}[{r0}:{r1},{c0}:{c1}]"
+        return out
     dataset = kw.pop("dataset", None)
     sensor = kw.pop("sensor", None)
     sort_bands = bool(kw.pop("sort_bands", False))

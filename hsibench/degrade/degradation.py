@@ -92,6 +92,8 @@ class Degradation:
     def label(self) -> str:
         snr = lambda v: "inf" if v is None else f"{v:g}"  # noqa: E731
         out = f"x{self.scale}|{self.kernel}|{self.sensor}|hs{snr(self.snr_hs)}|ms{snr(self.snr_ms)}"
+        if any(self.misregistration):  # else a shifted case would share the unshifted case's identity
+            out += f"|shift({self.misregistration[0]:g},{self.misregistration[1]:g})"
         if self.srf_sampling != "hs_bands":
             out += f"|srf:{self.srf_sampling}"
         return out

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..study.store import ResultStore
 from .plots import robustness_plots, visual_panels
-from .tables import failure_table, load_results, markdown_table, overview_table, summary_tables, training_table
+from .tables import (failure_table, load_results, markdown_table, mode_gap_table, overview_table, scene_table, summary_tables,
+                     training_table)
 
 __all__ = ["make_report"]
 
@@ -18,7 +19,7 @@ def _snr(v) -> str:
 
 def _heading(key: dict) -> str:
     return (f"×{key['scale']}, kernel `{key['kernel']}`, sensor `{key['sensor']}`, SNR LrHSI {_snr(key['snr_hs'])} dB / "
-            f"HrMSI {_snr(key['snr_ms'])} dB, knowledge `{key['mode']}`")
+            f"HrMSI {_snr(key['snr_ms'])} dB{', ' + key['variant'] if key.get('variant') else ''}, knowledge `{key['mode']}`")
 
 
 def make_report(results: str | Path, out_dir: str | Path | None = None, title: str | None = None) -> Path:
@@ -51,6 +52,15 @@ def make_report(results: str | Path, out_dir: str | Path | None = None, title: s
     ov = overview_table(df)
     md.append(markdown_table(ov))
     md += ["", "## Results per degradation", "", "Mean ± std over scenes and seeds (n = jobs). Families: floor, classical, deep.", ""]
+    per_scene = scene_table(df)
+    if not per_scene.empty:
+        md += ["## Per scene", "", "Mean over each scene's cases: PSNR (dB) where the scene has a reference, QNR where it has "
+               "none (a real pair at full resolution).", "", markdown_table(per_scene), ""]
+    gap = mode_gap_table(df)
+    if not gap.empty:
+        md += ["## Knowledge modes side by side (PSNR, dB)", "",
+               "Per method and degradation case, mean PSNR over scenes and seeds in each knowledge mode, and each "
+               "mode's gap to oracle (what not knowing the PSF/SRF costs).", "", markdown_table(gap), ""]
     for key, table in summary_tables(df):
         md += [f"### {_heading(key)}", "", markdown_table(table), ""]
     if plots:

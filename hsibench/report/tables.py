@@ -10,15 +10,26 @@ import pandas as pd
 
 from ..study.store import ResultStore
 
-__all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "training_table", "markdown_table",
+__all__ = ["load_results", "mode_gap_table", "scene_table", "summary_tables", "overview_table", "failure_table", "training_table", "markdown_table",
            "DEGRADATION_KEYS",
            "METRIC_ORDER", "HIGHER_IS_BETTER"]
 
-DEGRADATION_KEYS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "mode"]
+DEGRADATION_KEYS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "variant", "mode"]
 METRIC_ORDER = ["psnr", "sam", "ergas", "ssim", "uiqi", "cc", "rmse", "dd", "qnr", "d_lambda", "d_s"]
 HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "uiqi": True, "cc": True, "rmse": False, "dd": False,
                     "qnr": True, "d_lambda": False, "d_s": False}  # the last three: no-reference (real pairs)
 FAMILY_ORDER = {"floor": 0, "classical": 1, "deep": 2}
+
+
+def _variant(deg: dict) -> str:
+    """The degradation options beyond scale/kernel/sensor/SNR that make a case differ ('' if none)."""
+    out = []
+    shift = deg.get("misregistration") or (0.0, 0.0)
+    if any(shift):
+        out.append(f"shift({shift[0]:g},{shift[1]:g})")
+    if deg.get("srf_sampling", "hs_bands") != "hs_bands":
+        out.append(f"srf:{deg['srf_sampling']}")
+    return " ".join(out)
 
 
 def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
@@ -31,6 +42,7 @@ def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
                                     "psf_error", "srf_error", "estimator_psf_error", "estimator_srf_error",
                                     "case_id")}
         d["scene_name"] = r.get("scene_name") or r.get("scene")
+        d["variant"] = _variant(((r.get("config") or {}).get("degradation")) or {})
         d["error"] = (r.get("error") or {}).get("message")
         d["error_type"] = (r.get("error") or {}).get("type")
         for k, v in (r.get("metrics") or {}).items():
@@ -142,6 +154,92 @@ def training_table(rows: Iterable[dict]) -> pd.DataFrame:
     if not out:
         return pd.DataFrame()
     return pd.DataFrame(out).sort_values(["method", "preset", "scale"]).reset_index(drop=True)
+
+
+def mode_gap_table(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
+    """Per method and degradation case, ``metric`` (mean over scenes and seeds) in each knowledge mode
+    side by side, with each mode's gap to oracle; empty when fewer than two modes were run.
+
+    Parameters
+    ----------
+    df : DataFrame
+        From :func:`load_results`.
+    metric : str
+        The metric column (default PSNR).
+
+    Returns
+    -------
+    DataFrame
+        Columns: method, case, one column per mode, and ``<mode> − oracle`` for every other mode.
+
+    Example
+    -------
+    >>> mode_gap_table(load_results("results/mismatch"))  # doctest: +SKIP
+    """
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    if ok.empty or metric not in ok or ok["mode"].nunique() < 2:
+        return pd.DataFrame()
+    order = [m for m in ("oracle", "srf_support", "estimated", "blind") if m in set(ok["mode"])]
+    snr = lambda v: "∞" if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))) else f"{v:g}"  # noqa: E731
+    case = ok.apply(lambda r: " ".join(x for x in (f"×{r['scale']}", str(r["kernel"]), str(r["sensor"]),
+                                                       f"SNR {snr(r['snr_hs'])}/{snr(r['snr_ms'])}", r.get("variant") or "") if x),
+                    axis=1)
+    ok = ok.assign(case=case)
+    piv = ok.pivot_table(index=["label", "case"], columns="mode", values=metric, aggfunc="mean")
+    piv = piv[[m for m in order if m in piv.columns]]
+    digits = _DIGITS.get(metric, 3)
+    rows = []
+    for label in _method_order(ok):
+        if label not in piv.index.get_level_values(0):
+            continue
+        for case_name, vals in piv.loc[label].iterrows():
+            row = {"method": label, "case": case_name}
+            for m in piv.columns:
+                row[m] = "–" if pd.isna(vals[m]) else round(float(vals[m]), digits)
+            if "oracle" in piv.columns:
+                for m in piv.columns:
+                    if m != "oracle":
+                        gap = vals[m] - vals["oracle"]
+                        row[f"{m} − oracle"] = "–" if pd.isna(gap) else round(float(gap), digits)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scene_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method and knowledge mode, each scene's headline score side by side (mean over its cases):
+    PSNR where the scene has a reference, QNR where it has none (a real pair at full resolution).
+    Empty when the results hold a single scene.
+
+    Parameters
+    ----------
+    df : DataFrame
+        From :func:`load_results`.
+
+    Returns
+    -------
+    DataFrame
+        Columns: method, mode, then ``<scene> (psnr)`` or ``<scene> (qnr)`` per scene.
+
+    Example
+    -------
+    >>> scene_table(load_results("results/paris_real"))  # doctest: +SKIP
+    """
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    if ok.empty or ok["scene_name"].nunique() < 2:
+        return pd.DataFrame()
+    cols = {}
+    for scene, g in ok.groupby("scene_name", sort=True):
+        metric = "psnr" if "psnr" in g and g["psnr"].notna().any() else ("qnr" if "qnr" in g and g["qnr"].notna().any() else None)
+        if metric is None:
+            continue
+        cols[f"{scene} ({metric})"] = g.groupby(["label", "mode"])[metric].mean().round(_DIGITS.get(metric, 3))
+    if not cols:
+        return pd.DataFrame()
+    out = pd.DataFrame(cols)
+    order = {lab: i for i, lab in enumerate(_method_order(ok))}
+    out = out.reset_index().rename(columns={"label": "method"})
+    out = out.sort_values(["mode", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
+    return out.fillna("–").reset_index(drop=True)
 
 
 def failure_table(df: pd.DataFrame) -> pd.DataFrame:
