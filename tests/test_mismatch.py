@@ -218,3 +218,22 @@ def test_scene_crop_suffix():
     assert crop.name.endswith("[4:20,8:32]") and crop.provenance["crop"] == {"rows": [4, 20], "cols": [8, 32]}
     with pytest.raises(DataError, match="does not fit"):
         load_scene("synthetic:32x31:0[0:40,0:8]")
+
+
+def test_plots_of_a_one_at_a_time_design_hold_the_other_axes_at_base():
+    from hsibench.report.plots import _along
+    from hsibench.report.tables import load_results
+
+    def r(scale, kernel, psnr):
+        row = _row("m", "blind", psnr, kernel=kernel)
+        row.update(scale=scale, kernel=kernel, job_id=f"{scale}{kernel}")
+        return row
+
+    oat = load_results([r(4, "a", 40.0), r(2, "a", 45.0), r(8, "a", 30.0), r(4, "b", 35.0)])
+    sub, at_base = _along(oat, "scale")
+    assert at_base and sorted(sub["scale"]) == [2, 4, 8] and set(sub["kernel"]) == {"a"}
+    sub, _ = _along(oat, "kernel")
+    assert sorted(sub["kernel"]) == ["a", "b"] and set(sub["scale"]) == {4}
+    fac = load_results([r(4, "a", 1.0), r(2, "a", 2.0), r(4, "b", 3.0), r(2, "b", 4.0)])
+    sub, at_base = _along(fac, "scale")
+    assert not at_base and len(sub) == 4

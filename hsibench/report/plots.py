@@ -34,14 +34,17 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
             continue
         if axis == "snr_ms" and _paired(ok, "snr_hs", "snr_ms"):
             continue  # the paired SNR axis is already plotted against the LrHSI SNR
-        values = sorted(ok[axis].unique(), key=lambda v: (isinstance(v, str), v))
+        sub, at_base = _along(ok, axis)
+        values = sorted(sub[axis].unique(), key=lambda v: (isinstance(v, str), v))
+        if len(values) < 2:
+            continue
         positions = {v: i for i, v in enumerate(values)}
         for metric in metrics:
-            if metric not in ok:
+            if metric not in sub:
                 continue
             fig, ax = plt.subplots(figsize=(6.4, 4.0))
-            for label in _method_order(ok):
-                for mode, g in ok[ok["label"] == label].groupby("mode"):
+            for label in _method_order(sub):
+                for mode, g in sub[sub["label"] == label].groupby("mode"):
                     stats = g.groupby(axis)[metric].agg(["mean", "std"]).reindex(values)
                     x = [positions[v] for v in stats.index]
                     ax.errorbar(x, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
@@ -54,13 +57,34 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
             ax.set_ylabel(f"{metric.upper()} {arrow}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, ncol=2)
-            ax.set_title(f"{metric.upper()} vs {axis_label} (mean ± std over the other axes)", fontsize=9)
+            ax.set_title(f"{metric.upper()} vs {axis_label} (" + ("other axes at their base value; mean ± std over scenes"
+                         if at_base else "mean ± std over the other axes") + ")", fontsize=9)
             fig.tight_layout()
             path = out_dir / f"{metric}_vs_{axis}.png"
             fig.savefig(path, dpi=110)
             plt.close(fig)
             paths.append(path)
     return paths
+
+
+_CASE_AXES = ("scale", "kernel", "sensor", "snr_hs", "snr_ms", "variant")
+
+
+def _along(ok: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, bool]:
+    """The rows to plot against ``axis``: all of them for a full factorial grid; for any other design
+    (e.g. one axis at a time) only the rows whose other axes sit at their base value, the value seen
+    in the most distinct cases, so a curve never averages over changes of another axis."""
+    axes = [a for a in _CASE_AXES if a in ok]
+    cases = ok[axes].astype(str).drop_duplicates()
+    if len(cases) == int(np.prod([cases[a].nunique() for a in axes])):
+        return ok, False
+    keep = np.ones(len(ok), dtype=bool)
+    for other in axes:
+        if other == axis or (axis == "snr_hs" and other == "snr_ms" and _paired(ok, "snr_hs", "snr_ms")):
+            continue
+        base = cases[other].value_counts().idxmax()
+        keep &= (ok[other].astype(str) == base).to_numpy()
+    return ok[keep], True
 
 
 def _paired(df: pd.DataFrame, a: str, b: str) -> bool:
