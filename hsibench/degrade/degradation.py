@@ -70,6 +70,8 @@ class Degradation:
         return make_kernel(self.kernel, self.scale)
 
     def srf(self, wavelengths) -> np.ndarray:
+        """The SRF matrix of ``sensor`` sampled at the HS band centres (for ``srf_sampling = "fine"``
+        the HrMSI is not a matrix product; :func:`simulate` then reports the best matrix fit instead)."""
         if wavelengths is None:
             raise ValueError("the scene has no wavelengths: an SRF cannot be built from a sensor curve")
         return srf_matrix(self.sensor, wavelengths)
