@@ -95,7 +95,11 @@ def _html(title, df, ov, fails, plots, panels, defs, intro, train=None) -> str:
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:2px 6px}th{background:#eee}img{max-width:100%}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>", "<h2>Overview</h2>", ov.to_html(index=False, border=0),
-             "<h2>Results per degradation</h2>"]
+             ]
+    for heading, extra in (("Per scene", scene_table(df)), ("Knowledge modes side by side (PSNR, dB)", mode_gap_table(df))):
+        if not extra.empty:
+            parts += [f"<h2>{heading}</h2>", extra.to_html(index=False, border=0)]
+    parts.append("<h2>Results per degradation</h2>")
     for key, table in summary_tables(df):
         parts += [f"<h3>{html.escape(_heading(key))}</h3>", table.to_html(index=False, border=0)]
     if plots:
