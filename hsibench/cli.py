@@ -116,7 +116,7 @@ def cmd_simulate(args) -> int:
 
     scene = load_scene(args.scene)
     deg = Degradation(scale=args.scale, kernel=args.kernel, sensor=args.sensor, snr_hs=args.snr_hs, snr_ms=args.snr_ms,
-                      boundary=args.boundary)
+                      boundary=args.boundary, srf_sampling=args.srf_sampling)
     scene = scene.crop_to_multiple(args.scale)
     obs = deg.apply(scene.cube, scene.wavelengths, seed=args.seed, key=scene.name)
     out = Path(args.output)
@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--snr-hs", type=_snr_arg, default=None, help="LrHSI SNR in dB (default: no noise)")
     s.add_argument("--snr-ms", type=_snr_arg, default=None, help="HrMSI SNR in dB (default: no noise)")
     s.add_argument("--boundary", default="symmetric", choices=["symmetric", "circular"])
+    s.add_argument("--srf-sampling", default="hs_bands", choices=["hs_bands", "fine"],
+                   help="HrMSI from the SRF matrix on the HS bands (default) or the sensor response integrated on a "
+                        "1 nm grid (srf.npy is then its best matrix approximation)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.set_defaults(func=cmd_simulate)

@@ -237,3 +237,15 @@ def test_plots_of_a_one_at_a_time_design_hold_the_other_axes_at_base():
     fac = load_results([r(4, "a", 1.0), r(2, "a", 2.0), r(4, "b", 3.0), r(2, "b", 4.0)])
     sub, at_base = _along(fac, "scale")
     assert not at_base and len(sub) == 4
+
+
+def test_cli_simulate_with_fine_srf_sampling(tmp_path):
+    from hsibench.cli import main
+
+    assert main(["simulate", "synthetic:16x31:0", "--scale", "4", "--srf-sampling", "fine", "-o", str(tmp_path)]) == 0
+    from hsibench.data import load_scene
+
+    sc = load_scene("synthetic:16x31:0")
+    msi, R = fine_grid_msi(sc.cube, sc.wavelengths, "landsat8_bgr")
+    np.testing.assert_allclose(np.load(tmp_path / "msi.npy"), msi, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "srf.npy"), R, rtol=1e-6)
