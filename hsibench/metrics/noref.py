@@ -120,7 +120,7 @@ def _valid_flat(x: np.ndarray, win: tuple[int, int]) -> np.ndarray:
     return hi == lo
 
 
-def _q_from_stats(a: _BandStats, ia, b: _BandStats, ib, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+def _q_from_stats(a: _BandStats, ia, b: _BandStats, ib) -> np.ndarray:
     """Mean-over-windows Q of band pairs (a[ia[k]], b[ib[k]]) -> (n,)."""
     cov = a.w.mean(a.xc[ia] * b.xc[ib]) - a.mc[ia] * b.mc[ib]
     fa, fb = a.flat[ia], b.flat[ib]
@@ -173,7 +173,7 @@ def q_pairs(a, b, *, block: int | None = 32, step: int = 1) -> np.ndarray:
     win = _windows(block, step, a.shape)
     sa, sb = _BandStats(a, win), _BandStats(b, win)
     idx = np.arange(a.shape[0])
-    return _q_from_stats(sa, idx, sb, idx, a, b)
+    return _q_from_stats(sa, idx, sb, idx)
 
 
 def _scale_of(hr_shape, lr_shape, what: str) -> int:
@@ -191,7 +191,7 @@ def _pairwise_band_q(x: np.ndarray, win) -> np.ndarray:
     L = x.shape[0]
     for i in range(L - 1):
         rest = np.arange(i + 1, L)
-        out.append(_q_from_stats(st, np.full(rest.size, i), st, rest, x, x))
+        out.append(_q_from_stats(st, np.full(rest.size, i), st, rest))
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -309,8 +309,8 @@ def d_s(fused, lr, msi, *, msi_lr=None, psf=None, block: int | None = 32, step: 
     j = np.tile(np.arange(l), L)
     diffs = []
     for chunk in np.array_split(np.arange(i.size), max(1, i.size // 64)):
-        qh = _q_from_stats(sf, i[chunk], sm, j[chunk], F, M)
-        ql = _q_from_stats(sy, i[chunk], sml, j[chunk], Y, Ml)
+        qh = _q_from_stats(sf, i[chunk], sm, j[chunk])
+        ql = _q_from_stats(sy, i[chunk], sml, j[chunk])
         diffs.append(np.abs(qh - ql) ** q)
     return float(np.mean(np.concatenate(diffs)) ** (1.0 / q))
 
