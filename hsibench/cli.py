@@ -116,7 +116,7 @@ def cmd_simulate(args) -> int:
 
     scene = load_scene(args.scene)
     deg = Degradation(scale=args.scale, kernel=args.kernel, sensor=args.sensor, snr_hs=args.snr_hs, snr_ms=args.snr_ms,
-                      boundary=args.boundary)
+                      boundary=args.boundary, srf_sampling=args.srf_sampling)
     scene = scene.crop_to_multiple(args.scale)
     obs = deg.apply(scene.cube, scene.wavelengths, seed=args.seed, key=scene.name)
     out = Path(args.output)
@@ -230,6 +230,16 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _fresh_dir(base: str) -> Path:
+    """``base`` if it does not exist yet, else ``base-2``, ``base-3``, ... (never an existing folder)."""
+    p = Path(base)
+    n = 2
+    while p.exists():
+        p = Path(f"{base}-{n}")
+        n += 1
+    return p
+
+
 def cmd_demo(args) -> int:
     from importlib import resources
 
@@ -245,11 +255,17 @@ def cmd_demo(args) -> int:
         if not found:
             print(f"no known scene under {args.data}; running on the synthetic scenes only")
         study.scenes += [str(p) for p in found.values()]
-    out = Path(args.out)
+    # Never write into an existing report unless asked: by default a fresh ./hsibench-demo[-N] folder.
+    fresh = None if (args.out and args.report_dir) else _fresh_dir("hsibench-demo")
+    out = Path(args.out) if args.out else fresh / "results"
+    report_dir = Path(args.report_dir) if args.report_dir else fresh / "report"
+    n_jobs = len(study.jobs())
+    print(f"hsibench demo: {n_jobs} jobs ({len(study.methods)} methods, {len(study.degradations)} degradations, one axis "
+          f"at a time) -> results {out}, report {report_dir}")
     t0 = time.perf_counter()
     summary = run_study(study, out, workers=args.workers, threads=args.threads, progress=not args.quiet)
     _print_summary(summary, out)
-    report = make_report(out, args.report_dir, title="hsibench demo: robustness on embedded synthetic scenes")
+    report = make_report(out, report_dir, title="hsibench demo: classical methods vs deep nets on a synthetic scene")
     print(f"report: {report} ({time.perf_counter() - t0:.1f} s in all)")
     return _exit_code(summary)
 
@@ -276,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--snr-hs", type=_snr_arg, default=None, help="LrHSI SNR in dB (default: no noise)")
     s.add_argument("--snr-ms", type=_snr_arg, default=None, help="HrMSI SNR in dB (default: no noise)")
     s.add_argument("--boundary", default="symmetric", choices=["symmetric", "circular"])
+    s.add_argument("--srf-sampling", default="hs_bands", choices=["hs_bands", "fine"],
+                   help="HrMSI from the SRF matrix on the HS bands (default) or the sensor response integrated on a "
+                        "1 nm grid (srf.npy is then its best matrix approximation)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.set_defaults(func=cmd_simulate)
@@ -328,10 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="report folder (default RESULTS/report)")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("demo", help="small robustness study on embedded synthetic scenes -> reports/demo/")
+    s = sub.add_parser("demo", help="classical methods vs deep nets, one degradation axis at a time (a few minutes)")
     s.add_argument("--data", help="also include the known real scenes found in this folder")
-    s.add_argument("--out", default="results/demo", help="results store (default results/demo)")
-    s.add_argument("--report-dir", default="reports/demo")
+    s.add_argument("--out", default=None, help="results store (default: a fresh ./hsibench-demo[-N]/results)")
+    s.add_argument("--report-dir", default=None,
+                   help="report folder (default: a fresh ./hsibench-demo[-N]/report; the committed example is reports/demo)")
     runner_opts(s, workers=min(2, os.cpu_count() or 1))
     s.set_defaults(func=cmd_demo)
     return p

@@ -25,6 +25,7 @@ SUPPORTED = ".mat (v5, v7.3), .npy, .npz, .tif/.tiff, ENVI (.hdr + data), a fold
 _NUMERIC_MAT_CLASSES = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
                         "int64", "uint64", "logical"}
 _AUX_VARS = ["nRow", "nCol", "nBand", "maxValue"] + list(catalog.INDEX_VARS) + catalog.WAVELENGTH_VARS
+_CROP_SUFFIX = re.compile(r"^(.*)\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
 _LAYOUTS = {"chw": "CHW", "hwc": "HWC", "hcw": "HCW", "zhu": "zhu", "auto": None}
 
 
@@ -434,6 +435,9 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     Formats: MATLAB v5/v7.3 ``.mat``, CAVE PNG folders, ENVI, TIFF, ``.npy``/``.npz``; the layout
     is converted to (bands, rows, cols) and every step is recorded in ``provenance``
     (``docs/conventions.md`` §1).
+    A suffix ``[r0:r1,c0:c1]`` on any source crops the loaded scene (after normalisation by the whole
+    scene's maximum, so a crop keeps the file's scale; recorded in the provenance and the name), e.g.
+    ``"data:cave/balloons_ms.mat[64:112,64:112]"``.
 
     Parameters
     ----------
@@ -475,6 +479,16 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     >>> scene.cube.shape, float(scene.cube.max()), scene.wavelengths[[0, -1]].tolist()
     ((8, 32, 32), 1.0, [400.0, 700.0])
     """
+    window = _CROP_SUFFIX.match(str(source)) if isinstance(source, str) else None
+    if window:  # "<source>[r0:r1,c0:c1]": a spatial crop of the loaded (and normalised) scene
+        r0, r1, c0, c1 = (int(v) for v in window.group(2, 3, 4, 5))
+        scene = load_scene(window.group(1), name=name, key=key, layout=layout, wavelengths=wavelengths,
+                           normalize=normalize, drop_constant=drop_constant, **kw)
+        if not (r0 < r1 <= scene.rows and c0 < c1 <= scene.cols):
+            raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
+        out = scene.crop(slice(r0, r1), slice(c0, c1))
+        out.name = f"{scene.name}[{r0}:{r1},{c0}:{c1}]"
+        return out
     dataset = kw.pop("dataset", None)
     sensor = kw.pop("sensor", None)
     sort_bands = bool(kw.pop("sort_bands", False))

@@ -11,7 +11,7 @@ from scipy import ndimage
 from .noise import add_noise, seeded_rng
 from .psf import make_kernel
 from .spatial import BOUNDARIES, blur_decimate, check_scale
-from .srf import band_coverage, srf_matrix
+from .srf import SRF_SAMPLINGS, band_coverage, fine_grid_msi, srf_matrix
 
 __all__ = ["Degradation", "Observation", "simulate"]
 
@@ -51,6 +51,12 @@ class Degradation:
         Apply the SNR to each band instead of the whole image.
     misregistration : (float, float)
         Shift of the HrMSI in HR pixels (rows, cols), sub-pixel by cubic spline.
+    srf_sampling : {"hs_bands", "fine"}
+        How the HrMSI is synthesised: ``"hs_bands"`` applies the SRF matrix sampled at the HS band
+        centres (the estimator's linear model is then exact); ``"fine"`` interpolates the cube
+        spectrally (PCHIP) onto a grid of ``hsibench.degrade.srf.FINE_STEP_NM`` nm and integrates the
+        sensor's full response on it, so the true SRF is not exactly a matrix on the HS bands (see
+        :func:`hsibench.degrade.srf.fine_grid_msi`).
 
     Raises
     ------
@@ -78,6 +84,7 @@ class Degradation:
     boundary: str = "symmetric"
     noise_per_band: bool = False
     misregistration: tuple[float, float] = (0.0, 0.0)
+    srf_sampling: str = "hs_bands"
 
     def __post_init__(self):
         object.__setattr__(self, "scale", int(self.scale))
@@ -91,11 +98,15 @@ class Degradation:
         if len(self.misregistration) != 2:
             raise ValueError("misregistration is (rows, cols) in HR pixels")
         make_kernel(self.kernel, self.scale)  # fail early on a bad preset
+        if self.srf_sampling not in SRF_SAMPLINGS:
+            raise ValueError(f"srf_sampling must be one of {SRF_SAMPLINGS}, got {self.srf_sampling!r}")
 
     def psf(self) -> np.ndarray:
         return make_kernel(self.kernel, self.scale)
 
     def srf(self, wavelengths) -> np.ndarray:
+        """The SRF matrix of ``sensor`` sampled at the HS band centres (for ``srf_sampling = "fine"``
+        the HrMSI is not a matrix product; :func:`simulate` then reports the best matrix fit instead)."""
         if wavelengths is None:
             raise ValueError("the scene has no wavelengths: an SRF cannot be built from a sensor curve")
         return srf_matrix(self.sensor, wavelengths)
@@ -103,6 +114,8 @@ class Degradation:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["misregistration"] = list(self.misregistration)
+        if d["srf_sampling"] == "hs_bands":  # the default stays out, so earlier job ids do not change
+            del d["srf_sampling"]
         return d
 
     @classmethod
@@ -117,7 +130,8 @@ class Degradation:
         """The first five fields, the key of the noise streams: degradations that differ only in the
         boundary or the misregistration draw the same noise (common random numbers)."""
         snr = lambda v: "inf" if v is None else f"{v:g}"  # noqa: E731
-        return f"x{self.scale}|{self.kernel}|{self.sensor}|hs{snr(self.snr_hs)}|ms{snr(self.snr_ms)}"
+        out = f"x{self.scale}|{self.kernel}|{self.sensor}|hs{snr(self.snr_hs)}|ms{snr(self.snr_ms)}"
+        return out
 
     def label(self) -> str:
         """A short identity string naming every field: two degradations share a label only if equal.
@@ -159,14 +173,14 @@ class Observation:
 
     lr: np.ndarray  # (L, h, w) float32
     msi: np.ndarray  # (l, H, W) float32
-    psf: np.ndarray  # (kh, kw) float64, sums to 1
-    srf: np.ndarray  # (l, L) float64, rows sum to 1
+    psf: np.ndarray | None  # (kh, kw) float64, sums to 1; None for a real pair (unknown)
+    srf: np.ndarray | None  # (l, L) float64, rows sum to 1; None for a real pair (unknown)
     scale: int
     degradation: Degradation
     coverage: np.ndarray = field(default=None)  # (l, L) bool
 
     def __post_init__(self):
-        if self.coverage is None:
+        if self.coverage is None and self.srf is not None:  # a real pair has no known SRF (nor PSF)
             self.coverage = band_coverage(self.srf)
 
 
@@ -175,6 +189,9 @@ def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key
 
     The noise streams depend only on (key, degradation, seed), so every method and every run sees
     the same inputs (``docs/conventions.md`` §6).
+    With ``deg.srf_sampling == "fine"`` the HrMSI is R_fine(X) (:func:`~hsibench.degrade.srf.fine_grid_msi`,
+    not a matrix product) and the SRF the observation reports (what oracle mode is given and what
+    SRF errors are scored against) is the best matrix approximation of it on this scene.
 
     Parameters
     ----------
@@ -221,7 +238,11 @@ def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key
     psf = deg.psf()
     srf = deg.srf(wavelengths)
     lr = blur_decimate(cube, psf.astype(np.float32), deg.scale, deg.boundary)
-    msi = np.tensordot(srf.astype(np.float32), cube, axes=(1, 0))
+    if deg.srf_sampling == "fine":
+        msi, srf = fine_grid_msi(cube, wavelengths, deg.sensor)
+        msi = msi.astype(np.float32)
+    else:
+        msi = np.tensordot(srf.astype(np.float32), cube, axes=(1, 0))
     if any(deg.misregistration):
         msi = ndimage.shift(msi, (0.0, *deg.misregistration), order=3, mode="mirror")
     lr = add_noise(lr, deg.snr_hs, seeded_rng("hs", key, deg._noise_label(), seed), deg.noise_per_band)

@@ -218,7 +218,27 @@ KERNEL_PRESETS: dict[str, _Preset] = {
     "motion": _Preset("motion(length, angle°): linear motion blur", lambda s, ln, ang=0.0: _motion(ln, ang, s), (1, 2)),
     "disk": _Preset("disk(radius): uniform disk (defocus)", lambda s, r: _disk(r, s), (1,)),
     "airy": _Preset("airy(radius): Airy pattern with first zero at radius px", lambda s, r: _airy(r, s), (1,)),
+    # Scale-relative shapes (sizes in units of s), so one spec means the same blur at every scale; their
+    # support (≥ 99.5 % mass) is wider than the 2s × 2s kernel a blind estimator fits once f ≳ 1.
+    "gauss_fwhm_x": _Preset(
+        "gauss_fwhm_x(f): isotropic Gaussian, FWHM = f·s, support ≥ 99.5 % mass (f = 2: ~5s wide)",
+        lambda s, f: _scaled_gauss(f, f, 0.0, s), (1,),
+    ),
+    "aniso_fwhm_x": _Preset(
+        "aniso_fwhm_x(fx, fy, θ°): rotated anisotropic Gaussian, FWHMs fx·s and fy·s, ≥ 99.5 % mass",
+        lambda s, fx, fy, th=0.0: _scaled_gauss(fx, fy, th, s), (2, 3),
+    ),
+    "motion_x": _Preset(
+        "motion_x(f, angle°): linear motion blur of length f·s", lambda s, f, ang=0.0: _motion(f * s, ang, s), (1, 2),
+    ),
+    "airy_x": _Preset("airy_x(f): Airy pattern with first zero at f·s px", lambda s, f: _airy(f * s, s), (1,)),
 }
+
+
+def _scaled_gauss(fx: float, fy: float, theta: float, scale: int) -> np.ndarray:
+    if fx <= 0 or fy <= 0:
+        raise KernelError(f"FWHM factors must be positive, got {fx}, {fy}")
+    return _gauss_mass(fx * scale * FWHM_TO_SIGMA, fy * scale * FWHM_TO_SIGMA, theta, scale)
 
 _SPEC = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(?:\(([^)]*)\))?\s*$", re.IGNORECASE)
 

@@ -7,6 +7,7 @@ from a user CSV; synthetic Gaussian bands from centres and FWHMs.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +31,16 @@ __all__ = [
     "band_coverage",
     "list_sensors",
     "srf_error",
+    "SRF_SAMPLINGS",
+    "FINE_STEP_NM",
+    "fine_grid_msi",
 ]
+
+#: How the HrMSI is synthesised from the cube: the SRF matrix on the HS band centres, or the
+#: sensor's response integrated on a fine wavelength grid (see :func:`fine_grid_msi`).
+SRF_SAMPLINGS = ("hs_bands", "fine")
+#: Step (nm) of the fine wavelength grid of ``srf_sampling = "fine"``.
+FINE_STEP_NM = 1.0
 
 
 class SRFError(ValueError):
@@ -276,3 +286,85 @@ def srf_error(est, true) -> float:
     if a.shape != b.shape:
         raise SRFError(f"SRF shapes differ: {a.shape} vs {b.shape}")
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def fine_grid_msi(cube: np.ndarray, hs_wavelengths: Sequence[float], sensor: str | SensorCurves,
+                  step_nm: float = FINE_STEP_NM) -> tuple[np.ndarray, np.ndarray]:
+    """HrMSI from the sensor's full-resolution response on a fine wavelength grid, and its best SRF matrix.
+
+    The cube (L, H, W) is interpolated spectrally with the shape-preserving piecewise cubic (PCHIP,
+    :class:`scipy.interpolate.PchipInterpolator`; it reproduces linear spectra exactly, never
+    overshoots and is *not* linear in the band values) onto the grid λ_min, λ_min + step, ..., λ_max
+    of the HS band centres; each MS band is the response-weighted mean over that grid,
+    M_j = Σ_f w_j(λ_f) X(λ_f), w_j = r_j / Σ_f r_j, with r_j linearly interpolated from the sensor
+    curve (zero outside it). Since PCHIP is non-linear, no (MS × HS) matrix reproduces M exactly.
+    The matrix returned is the best non-negative matrix approximation on this cube: each row solves
+    argmin_{r ≥ 0} ||rᵀ X − M_j||² + ε ||r − r_lin,j||² over the cube's pixels
+    (scipy.optimize.nnls), where R_lin = w · (piecewise-linear interpolation) is the same integration
+    applied to the linearly interpolated bands (exact when spectra are linear between band centres)
+    and ε = 1e-8 · tr(X Xᵀ)/L only breaks the ties of low-rank scenes towards it.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (L, H, W)
+        Ground-truth cube, band-sequential.
+    hs_wavelengths : sequence of float, length L
+        HS band centres (nm), strictly increasing.
+    sensor : str or SensorCurves
+        A sensor name, ``gauss:...`` spec or CSV path (as :func:`sensor_curves`).
+    step_nm : float
+        Step of the fine grid (nm), default :data:`FINE_STEP_NM`.
+
+    Returns
+    -------
+    msi : ndarray, shape (l, H, W), float64
+        The synthesised HrMSI (no noise, no shift).
+    srf : ndarray, shape (l, L), float64
+        The best non-negative matrix approximation described above.
+
+    Raises
+    ------
+    SRFError
+        Wavelengths not strictly increasing or not matching the cube, a non-positive step, or an MS band
+        whose response is zero on the whole fine grid.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> wl = np.arange(400.0, 701.0, 10.0)
+    >>> x = np.broadcast_to(wl[:, None, None] / 700.0, (31, 4, 4))
+    >>> msi, R = fine_grid_msi(x, wl, "rgb_gauss")
+    >>> msi.shape, R.shape
+    ((3, 4, 4), (3, 31))
+    """
+    from scipy.interpolate import PchipInterpolator
+    from scipy.optimize import nnls
+
+    x = np.asarray(cube, dtype=np.float64)
+    wl = np.asarray(hs_wavelengths, dtype=np.float64).ravel()
+    if x.ndim != 3 or wl.size != x.shape[0]:
+        raise SRFError(f"cube {x.shape} and {wl.size} wavelengths do not match")
+    if wl.size < 2 or np.any(np.diff(wl) <= 0):
+        raise SRFError("fine SRF sampling needs at least 2 strictly increasing HS wavelengths")
+    if not step_nm > 0:
+        raise SRFError(f"the fine grid step must be positive, got {step_nm}")
+    curves = sensor_curves(sensor)
+    fine = np.arange(wl[0], wl[-1] + 1e-9, step_nm)
+    weights = []
+    for name, resp in zip(curves.band_names, curves.responses):
+        r = np.interp(fine, curves.wavelengths, np.clip(resp, 0, None), left=0.0, right=0.0)
+        if r.sum() <= 0:
+            raise SRFError(f"MS band {name!r} of {curves.name} ({_span(curves.wavelengths, resp)}) has no response "
+                           f"on the HS range {wl[0]:.0f}-{wl[-1]:.0f} nm")
+        weights.append(r / r.sum())
+    W = np.stack(weights)  # (l, F)
+    L, H, Wd = x.shape
+    flat = x.reshape(L, -1)
+    xf = PchipInterpolator(wl, flat, axis=0)(fine)  # (F, P)
+    msi = (W @ xf).reshape(len(weights), H, Wd)
+    r_lin = W @ np.stack([np.interp(fine, wl, e) for e in np.eye(L)], axis=1)  # (l, L)
+    eps = 1e-8 * float(np.sum(flat * flat)) / L
+    A = np.vstack([flat.T, math.sqrt(eps) * np.eye(L)])
+    srf = np.stack([nnls(A, np.concatenate([m.ravel(), math.sqrt(eps) * r0]), maxiter=50 * L)[0]
+                    for m, r0 in zip(msi, r_lin)])
+    return msi, srf

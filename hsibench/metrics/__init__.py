@@ -4,6 +4,7 @@
 §8); ``preset=`` selects a paper's own convention (see :data:`PRESETS`). The single
 metric functions are the reference the fused kernels are checked against.
 """
+from .noref import NOREF_NAMES, d_lambda, d_s, noref_metrics, qnr
 from .presets import PRESETS, MetricReport, Preset, compute_metrics, metric_definitions
 from .reference import (
     METRIC_NAMES,
@@ -29,6 +30,7 @@ from .reference import (
 
 __all__ = [
     "METRIC_NAMES",
+    "NOREF_NAMES",
     "PRESETS",
     "SAM_ZERO_POLICIES",
     "MetricError",
@@ -36,13 +38,17 @@ __all__ = [
     "Preset",
     "cc",
     "compute_metrics",
+    "d_lambda",
+    "d_s",
     "dd",
     "ergas",
     "metric_definitions",
+    "noref_metrics",
     "onion_product",
     "psnr",
     "psnr_global",
     "q2n",
+    "qnr",
     "rmse",
     "sam",
     "sam_map",

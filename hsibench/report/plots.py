@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..study.store import ResultStore
-from .stats import HIGHER_IS_BETTER, bootstrap_mean_ci, pareto_front
+from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, pareto_front
 from .tables import _method_order
 
 __all__ = ["robustness_plots", "pareto_plot", "visual_panels", "false_colour", "method_styles"]
@@ -96,17 +96,20 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
             continue
         if axis == "snr_ms" and _paired(ok, "snr_hs", "snr_ms"):
             continue  # the paired SNR axis is already plotted against the LrHSI SNR
-        values = sorted(ok[axis].unique(), key=lambda v: (isinstance(v, str), v))
+        sub, at_base = _along(ok, axis)
+        values = sorted(sub[axis].unique(), key=lambda v: (isinstance(v, str), v))
+        if len(values) < 2:
+            continue
         positions = {v: i for i, v in enumerate(values)}
         for metric in metrics:
-            if metric not in ok:
+            if metric not in sub:
                 continue
             fig, axes = plt.subplots(1, len(modes), figsize=(1.0 + 3.6 * len(modes), 3.8), sharey=True, squeeze=False)
             used = []
             for ax, mode in zip(axes[0], modes):
-                sub = _mode_rows(ok, mode)
-                for label in _method_order(sub):
-                    g = sub[sub["label"] == label]
+                msub = _mode_rows(sub, mode)
+                for label in _method_order(msub):
+                    g = msub[msub["label"] == label]
                     pts = []
                     for v, gv in g.groupby(axis):
                         ci = bootstrap_mean_ci(gv[metric].astype(float), seed=seed, n_resamples=_PLOT_RESAMPLES)
@@ -122,8 +125,9 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
                 ax.grid(alpha=0.3)
             arrow = "↑" if HIGHER_IS_BETTER.get(metric, True) else "↓"
             axes[0, 0].set_ylabel(f"{metric.upper()} {arrow}")
-            fig.suptitle(f"{metric.upper()} vs {axis_label}: mean over the other axes, scenes and seeds (95 % bootstrap CI)",
-                         fontsize=9)
+            over = "other axes at their base value; mean over scenes and seeds" if at_base else \
+                "mean over the other axes, scenes and seeds"
+            fig.suptitle(f"{metric.upper()} vs {axis_label}: {over} (95 % bootstrap CI)", fontsize=9)
             _legend(fig, styles, [m for m in styles if m in used])
             fig.tight_layout()
             path = out_dir / f"{metric}_vs_{axis}.png"
@@ -182,6 +186,26 @@ def pareto_plot(df: pd.DataFrame, out_dir: Path, metric: str = "psnr", seed: int
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+_CASE_AXES = tuple(DEGRADATION_FIELDS)
+
+
+def _along(ok: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, bool]:
+    """The rows to plot against ``axis``: all of them for a full factorial grid; for any other design
+    (e.g. one axis at a time) only the rows whose other axes sit at their base value, the value seen
+    in the most distinct cases, so a curve never averages over changes of another axis."""
+    axes = [a for a in _CASE_AXES if a in ok]
+    cases = ok[axes].astype(str).drop_duplicates()
+    if len(cases) == int(np.prod([cases[a].nunique() for a in axes])):
+        return ok, False
+    keep = np.ones(len(ok), dtype=bool)
+    for other in axes:
+        if other == axis or (axis == "snr_hs" and other == "snr_ms" and _paired(ok, "snr_hs", "snr_ms")):
+            continue
+        base = cases[other].value_counts().idxmax()
+        keep &= (ok[other].astype(str) == base).to_numpy()
+    return ok[keep], True
 
 
 def _paired(df: pd.DataFrame, a: str, b: str) -> bool:

@@ -20,7 +20,8 @@ from .stats import (
     degradation_columns, estimation_leaderboard, knowledge_gap, paired_comparison, rank_flips, rank_stability,
 )
 from .tables import (
-    deviation_notes, failure_table, load_results, markdown_table, overview_table, summary_tables, training_table,
+    deviation_notes, failure_table, load_results, markdown_table, mode_gap_table, overview_table, scene_table,
+    summary_tables, training_table,
 )
 
 __all__ = ["make_report"]
@@ -121,6 +122,18 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
     notes = deviation_notes(ok)
     if notes:
         b += [("p", "Deviations recorded by the jobs:"), ("list", notes)]
+    per_scene = scene_table(df)
+    if not per_scene.empty:
+        b += [("h", 2, "Per scene"),
+              ("p", "Mean over each scene's cases: PSNR (dB) where the scene has a reference, QNR where it has none "
+                    "(a real pair at full resolution)."),
+              ("table", per_scene)]
+    gap_cases = mode_gap_table(df)
+    if not gap_cases.empty:
+        b += [("h", 2, "Knowledge modes side by side, per case (PSNR, dB)"),
+              ("p", "Per method and degradation case, mean PSNR over scenes and seeds in each knowledge mode, and each "
+                    "mode's gap to oracle (what not knowing the PSF/SRF costs)."),
+              ("table", gap_cases)]
 
     if not ok.empty and "psnr" in ok:
         comp = paired_comparison(df, "psnr", seed=REPORT_SEED)

@@ -28,11 +28,14 @@ __all__ = [
 ]
 
 #: Degradation fields in display order (any further field found in the rows follows them).
-DEGRADATION_FIELDS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "boundary", "noise_per_band", "misregistration"]
+DEGRADATION_FIELDS = ["scale", "kernel", "sensor", "snr_hs", "snr_ms", "boundary", "noise_per_band", "misregistration",
+                      "srf_sampling"]
 HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "uiqi": True, "cc": True, "rmse": False,
-                    "dd": False, "runtime_s": False, "psf_error": False, "srf_error": False}
+                    "dd": False, "runtime_s": False, "psf_error": False, "srf_error": False,
+                    "qnr": True, "d_lambda": False, "d_s": False}  # the last three: no-reference (real pairs)
 AXIS_NAMES = {"scale": "scale", "snr_hs": "LrHSI SNR", "snr_ms": "HrMSI SNR", "kernel": "kernel", "sensor": "sensor",
-              "boundary": "boundary", "noise_per_band": "per-band noise", "misregistration": "misregistration"}
+              "boundary": "boundary", "noise_per_band": "per-band noise", "misregistration": "misregistration",
+              "srf_sampling": "SRF sampling"}
 _UNITS = {"snr_hs": " dB", "snr_ms": " dB"}
 #: Columns of a results table that are not part of a case's identity.
 _NOT_DEGRADATION = {"mode"}

@@ -13,14 +13,15 @@ from ..study.store import ResultStore
 from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, case_columns, degradation_columns, floor_gain
 
 __all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "training_table", "markdown_table",
-           "deviation_notes", "format_ci", "DEGRADATION_KEYS", "METRIC_ORDER", "HIGHER_IS_BETTER"]
+           "deviation_notes", "format_ci", "mode_gap_table", "scene_table", "DEGRADATION_KEYS", "METRIC_ORDER",
+           "HIGHER_IS_BETTER"]
 
 #: Columns that split the per-degradation tables: every degradation field, then the knowledge mode.
 DEGRADATION_KEYS = DEGRADATION_FIELDS + ["mode"]
-METRIC_ORDER = ["psnr", "sam", "ergas", "ssim", "uiqi", "cc", "rmse", "dd"]
+METRIC_ORDER = ["psnr", "sam", "ergas", "ssim", "uiqi", "cc", "rmse", "dd", "qnr", "d_lambda", "d_s"]
 FAMILY_ORDER = {"floor": 0, "classical": 1, "deep": 2}
 #: Value of a degradation field in rows written before the field existed.
-_FIELD_DEFAULTS = {"boundary": "symmetric", "noise_per_band": False, "misregistration": "0,0"}
+_FIELD_DEFAULTS = {"boundary": "symmetric", "noise_per_band": False, "misregistration": "0,0", "srf_sampling": "hs_bands"}
 
 
 def _deg_value(key: str, v):
@@ -31,6 +32,17 @@ def _deg_value(key: str, v):
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=True)
     return v
+
+
+def _variant(deg: dict) -> str:
+    """The degradation options beyond scale/kernel/sensor/SNR that make a case differ ('' if none)."""
+    out = []
+    shift = deg.get("misregistration") or (0.0, 0.0)
+    if any(shift):
+        out.append(f"shift({shift[0]:g},{shift[1]:g})")
+    if deg.get("srf_sampling", "hs_bands") != "hs_bands":
+        out.append(f"srf:{deg['srf_sampling']}")
+    return " ".join(out)
 
 
 def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
@@ -66,6 +78,7 @@ def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
         for k, v in (config.get("degradation") or {}).items():
             d[k if k in DEGRADATION_FIELDS else f"deg_{k}"] = _deg_value(k, v)
         d["scene_name"] = r.get("scene_name") or r.get("scene")
+        d["variant"] = _variant(((r.get("config") or {}).get("degradation")) or {})
         d["error"] = (r.get("error") or {}).get("message")
         d["error_type"] = (r.get("error") or {}).get("type")
         deviations = r.get("deviations", (r.get("info") or {}).get("deviations"))
@@ -97,7 +110,8 @@ def format_ci(mean: float, low: float, high: float, digits: int) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-_DIGITS = {"psnr": 2, "sam": 2, "ergas": 3, "ssim": 4, "uiqi": 4, "cc": 4, "rmse": 4, "dd": 4, "runtime_s": 2}
+_DIGITS = {"psnr": 2, "sam": 2, "ergas": 3, "ssim": 4, "uiqi": 4, "cc": 4, "rmse": 4, "dd": 4, "runtime_s": 2,
+           "qnr": 4, "d_lambda": 4, "d_s": 4}
 
 
 def _method_order(df: pd.DataFrame) -> list[str]:
@@ -304,3 +318,89 @@ def markdown_table(df: pd.DataFrame) -> str:
     for _, r in df.iterrows():
         lines.append("| " + " | ".join(esc(r[c]) for c in cols) + " |")
     return "\n".join(lines)
+
+
+def mode_gap_table(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
+    """Per method and degradation case, ``metric`` (mean over scenes and seeds) in each knowledge mode
+    side by side, with each mode's gap to oracle; empty when fewer than two modes were run.
+
+    Parameters
+    ----------
+    df : DataFrame
+        From :func:`load_results`.
+    metric : str
+        The metric column (default PSNR).
+
+    Returns
+    -------
+    DataFrame
+        Columns: method, case, one column per mode, and ``<mode> − oracle`` for every other mode.
+
+    Example
+    -------
+    >>> mode_gap_table(load_results("results/mismatch"))  # doctest: +SKIP
+    """
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    if ok.empty or metric not in ok or ok["mode"].nunique() < 2:
+        return pd.DataFrame()
+    order = [m for m in ("oracle", "srf_support", "estimated", "blind") if m in set(ok["mode"])]
+    snr = lambda v: "∞" if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))) else f"{v:g}"  # noqa: E731
+    case = ok.apply(lambda r: " ".join(x for x in (f"×{r['scale']}", str(r["kernel"]), str(r["sensor"]),
+                                                       f"SNR {snr(r['snr_hs'])}/{snr(r['snr_ms'])}", r.get("variant") or "") if x),
+                    axis=1)
+    ok = ok.assign(case=case)
+    piv = ok.pivot_table(index=["label", "case"], columns="mode", values=metric, aggfunc="mean")
+    piv = piv[[m for m in order if m in piv.columns]]
+    digits = _DIGITS.get(metric, 3)
+    rows = []
+    for label in _method_order(ok):
+        if label not in piv.index.get_level_values(0):
+            continue
+        for case_name, vals in piv.loc[label].iterrows():
+            row = {"method": label, "case": case_name}
+            for m in piv.columns:
+                row[m] = "–" if pd.isna(vals[m]) else round(float(vals[m]), digits)
+            if "oracle" in piv.columns:
+                for m in piv.columns:
+                    if m != "oracle":
+                        gap = vals[m] - vals["oracle"]
+                        row[f"{m} − oracle"] = "–" if pd.isna(gap) else round(float(gap), digits)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scene_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method and knowledge mode, each scene's headline score side by side (mean over its cases):
+    PSNR where the scene has a reference, QNR where it has none (a real pair at full resolution).
+    Empty when the results hold a single scene.
+
+    Parameters
+    ----------
+    df : DataFrame
+        From :func:`load_results`.
+
+    Returns
+    -------
+    DataFrame
+        Columns: method, mode, then ``<scene> (psnr)`` or ``<scene> (qnr)`` per scene.
+
+    Example
+    -------
+    >>> scene_table(load_results("results/paris_real"))  # doctest: +SKIP
+    """
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    if ok.empty or ok["scene_name"].nunique() < 2:
+        return pd.DataFrame()
+    cols = {}
+    for scene, g in ok.groupby("scene_name", sort=True):
+        metric = "psnr" if "psnr" in g and g["psnr"].notna().any() else ("qnr" if "qnr" in g and g["qnr"].notna().any() else None)
+        if metric is None:
+            continue
+        cols[f"{scene} ({metric})"] = g.groupby(["label", "mode"])[metric].mean().round(_DIGITS.get(metric, 3))
+    if not cols:
+        return pd.DataFrame()
+    out = pd.DataFrame(cols)
+    order = {lab: i for i, lab in enumerate(_method_order(ok))}
+    out = out.reset_index().rename(columns={"label": "method"})
+    out = out.sort_values(["mode", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
+    return out.fillna("–").reset_index(drop=True)

@@ -21,6 +21,18 @@ A study file looks like::
     preset = "default"
     modes = ["oracle", "blind"]
     params = { }
+
+``design`` says how the grid axes combine: ``"factorial"`` (the default, every combination) or
+``"one_at_a_time"``, which needs a ``[base]`` table giving the base value of every axis with several
+values (a single-valued axis is its own base): the
+jobs are then the base case plus, for each axis, each of its other values with every other axis at
+its base value (duplicates removed, the base case once)::
+
+    design = "one_at_a_time"
+    [base]
+    scale = 4
+    kernel = "gauss_fwhm"
+    snr = "inf"
 """
 from __future__ import annotations
 
@@ -36,7 +48,9 @@ from ..methods.base import KNOWLEDGE_MODES
 
 __all__ = ["StudyError", "MethodSpec", "Study", "Job", "load_study", "study_from_dict"]
 
-GRID_KEYS = ("scale", "kernel", "sensor", "snr", "snr_hs", "snr_ms", "boundary", "noise_per_band", "misregistration")
+GRID_KEYS = ("scale", "kernel", "sensor", "snr", "snr_hs", "snr_ms", "boundary", "noise_per_band", "misregistration",
+             "srf_sampling")
+DESIGNS = ("factorial", "one_at_a_time")
 
 
 class StudyError(ValueError):
@@ -159,9 +173,45 @@ def _method_spec(m) -> MethodSpec:
     return MethodSpec(m["name"], m.get("preset", "default"), modes, dict(m.get("params", {})), m.get("label"))
 
 
+def _design_points(axes: dict[str, list], design: str, base) -> list[dict]:
+    """The grid points of a design: every combination (factorial) or the base case and one axis
+    varied at a time (one_at_a_time; ``base`` maps every axis to its base value), in a stable order
+    without duplicates."""
+    if design not in DESIGNS:
+        raise StudyError(f"design must be one of {DESIGNS}, got {design!r}")
+    if design == "factorial":
+        if base is not None:
+            raise StudyError("a [base] table only goes with design = \"one_at_a_time\"")
+        return [dict(zip(axes.keys(), combo)) for combo in itertools.product(*axes.values())]
+    if not isinstance(base, dict):
+        raise StudyError("design = \"one_at_a_time\" needs a [base] table with the base value of every grid axis")
+    extra = set(base) - set(axes)
+    if extra:
+        raise StudyError(f"[base] names axes that are not in the grid: {sorted(extra)}")
+    missing = [k for k in axes if k not in base and len(axes[k]) > 1]
+    if missing:
+        raise StudyError(f"[base] lacks the base value of the grid axes {missing}")
+    norm = lambda k, v: tuple(v) if isinstance(v, list) else v  # noqa: E731  (TOML pairs are lists)
+    base = {k: base.get(k, axes[k][0]) for k in axes}  # a single-valued axis is its own base
+    base_point = {k: _axis(k, base[k])[0] if k == "misregistration" else base[k] for k in axes}
+    for k, v in base_point.items():
+        if norm(k, v) not in [norm(k, x) for x in axes[k]]:
+            raise StudyError(f"the base value {v!r} of axis {k!r} is not one of its grid values {axes[k]}")
+    points, seen = [dict(base_point)], {json.dumps(base_point, sort_keys=True, default=str)}
+    for k, values in axes.items():
+        for v in values:
+            p = dict(base_point, **{k: v})
+            key = json.dumps(p, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                points.append(p)
+    return points
+
+
 def study_from_dict(d: dict, name: str | None = None) -> Study:
     """Validate a parsed study mapping and expand its degradation grid."""
-    known = {"name", "scenes", "scene_options", "seeds", "grid", "methods", "metrics", "device", "iterations", "save_outputs"}
+    known = {"name", "scenes", "scene_options", "seeds", "grid", "methods", "metrics", "device", "iterations", "save_outputs",
+             "design", "base"}
     unknown = set(d) - known
     if unknown:
         raise StudyError(f"unknown top-level keys in study: {sorted(unknown)}; known: {sorted(known)}")
@@ -179,15 +229,16 @@ def study_from_dict(d: dict, name: str | None = None) -> Study:
     if "snr" in axes and ({"snr_hs", "snr_ms"} & set(axes)):
         raise StudyError("give either the paired 'snr' axis or 'snr_hs'/'snr_ms', not both")
     degradations = []
-    for combo in itertools.product(*axes.values()):
-        params = dict(zip(axes.keys(), combo))
+    for params in _design_points(axes, d.get("design", "factorial"), d.get("base")):
         if "snr" in params:  # one value for both images, or an [hs, ms] pair
             snr = params.pop("snr")
             params["snr_hs"], params["snr_ms"] = tuple(snr) if isinstance(snr, (list, tuple)) else (snr, snr)
         try:
-            degradations.append(Degradation(**params))
+            deg = Degradation(**params)
         except (TypeError, ValueError) as exc:
             raise StudyError(f"bad degradation {params}: {exc}") from exc
+        if deg not in degradations:  # one_at_a_time may reach a case twice (e.g. 'snr' vs 'snr_hs')
+            degradations.append(deg)
     methods = [_method_spec(m) for m in _as_list(d.get("methods", []))]
     if not methods:
         raise StudyError("the study names no methods")

@@ -212,6 +212,10 @@ def _case(source: str, options_key: tuple, deg_json: str, seed: int):
     from ..degrade.degradation import Degradation
 
     deg = Degradation.from_dict(json.loads(deg_json))
+    if source.startswith("pair:"):  # a real pair: no ground truth, PSF and SRF unknown
+        from ..data.pairs import pair_case
+
+        return pair_case(source, deg, seed=seed)
     scene = _scene(source, options_key).crop_to_multiple(deg.scale)
     obs = simulate(scene.cube, scene.wavelengths, deg, seed=seed, key=scene.name)
     return scene, obs
@@ -262,6 +266,8 @@ def _degradation_errors(info: dict, obs: Observation) -> dict[str, float]:
     (``estimator_psf_error``/``estimator_srf_error``)."""
     out = {}
     for kind, truth in (("psf", obs.psf), ("srf", obs.srf)):
+        if truth is None:  # a real pair: nothing to score against
+            continue
         for key in (f"estimated_{kind}", f"learned_{kind}"):  # learned last: it is what was used
             est = info.get(key)
             if est is None:
@@ -317,6 +323,8 @@ def compute_job(job: Job) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
         row["scene_meta"] = scene.to_dict_meta()
         if job.mode not in cls.modes:
             raise NotApplicable(f"{cls.name} does not support mode {job.mode!r}")
+        if obs.psf is None and job.mode in ("oracle", "srf_support"):
+            raise NotApplicable(f"a real pair has no known PSF/SRF: mode {job.mode!r} does not apply (use blind or estimated)")
         method = cls(preset=job.method.preset, **job.method.params)
         row["method_config"] = method.config()
         row["deviations"] = method.applied_deviations
@@ -338,7 +346,12 @@ def compute_job(job: Job) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
         from ..xp import to_numpy
 
         hr = np.asarray(to_numpy(result.hr), dtype=np.float32)
-        report = compute_metrics(scene.cube, hr, scale=obs.scale, preset=job.metrics_preset, crop=job.crop)
+        if getattr(scene, "protocol", None) == "full_resolution":  # no reference: Dλ, Ds, QNR
+            from ..data.pairs import noref_report
+
+            report = noref_report(hr, obs)
+        else:
+            report = compute_metrics(scene.cube, hr, scale=obs.scale, preset=job.metrics_preset, crop=job.crop)
         row.update(
             status="ok",
             error=None,
@@ -355,7 +368,7 @@ def compute_job(job: Job) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarra
             info={k: v for k, v in result.info.items() if k.removeprefix("stage1_") in _KEPT_INFO},
             **_degradation_errors(result.info, obs),
         )
-        if job.save_output:
+        if job.save_output and getattr(scene, "protocol", None) != "full_resolution":  # no reference to show
             cid = case_id(job)
             half = lambda a: np.asarray(a, dtype=np.float16)  # noqa: E731 - what the store keeps
             arrays[f"case_{cid}"] = {"gt": half(scene.cube), "lr": half(obs.lr), "msi": half(obs.msi)}
