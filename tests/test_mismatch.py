@@ -225,7 +225,7 @@ def test_plots_of_a_one_at_a_time_design_hold_the_other_axes_at_base():
     from hsibench.report.tables import load_results
 
     def r(scale, kernel, psnr):
-        row = _row("m", "blind", psnr, kernel=kernel)
+        row = _row("m", "blind", psnr, kernel=kernel, scale=scale)
         row.update(scale=scale, kernel=kernel, job_id=f"{scale}{kernel}")
         return row
 
