@@ -111,6 +111,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..atomic import atomic_path, write_text
 from ..methods.base import Context, InputError
 from ..methods.registry import register
 from .engine import ENGINE_DEFAULTS, NetMethod, TrainConfig, train
@@ -390,16 +391,6 @@ def _load_cached(pt: Path, meta_path: Path) -> tuple[dict[str, torch.Tensor], di
     except (OSError, ValueError, RuntimeError):
         return None
     return state, meta
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ----------------------------------------------------------------------------- a folder of real scenes
@@ -766,10 +757,11 @@ class UAL(NetMethod):
                             pretrain_load_seconds=time.perf_counter() - t0, prior=prior)
                 return state, info
             state, info = self._pretrain(srf, wl, ctx, device, cubes)
-            _atomic_write(pt, lambda tmp: torch.save(state, tmp))
+            with atomic_path(pt) as tmp:
+                torch.save(state, tmp)
             meta = {**info, "key": desc, "weights_sha256": _sha256_file(pt),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+            write_text(meta_path, json.dumps(meta, indent=1))
         return state, {**info, "pretrain_cached": False, "pretrain_cache_path": str(pt), "pretrain_key": key,
                        "prior": prior}
 
