@@ -80,6 +80,13 @@ def _prepare_pair(gt, est) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(g, dtype=dt), np.ascontiguousarray(e, dtype=dt)
 
 
+def _device_views(gt, est):
+    """Bare ``__cuda_array_interface__`` exporters -> Numba views (zero-copy); others unchanged."""
+    if A.kind_of(gt) == A.CUDA and A.kind_of(est) == A.CUDA:
+        return A.device_view(gt), A.device_view(est)
+    return gt, est
+
+
 def _shape_error(gt, est):
     try:
         return check_same_shape(gt, est)
@@ -111,6 +118,7 @@ def band_sums(gt, est, *, sam_zero_policy: str = "count90") -> BandSums:
     if sam_zero_policy not in SAM_ZERO_POLICIES:
         raise MetricInputError(f"zero_policy must be one of {SAM_ZERO_POLICIES}, got {sam_zero_policy!r}")
     policy = SAM_ZERO_POLICIES.index(sam_zero_policy)
+    gt, est = _device_views(gt, est)
     B, H, W = _shape_error(gt, est)
     if A.same_kind(gt, est) == A.CUDA:
         stats, sam = A.gpu().band_stats(gt, est, policy)
@@ -247,6 +255,7 @@ def windowed_metrics(gt, est, *, data_range: float = 1.0) -> dict:
     The windows are the pinned ones (SSIM 11×11 Gaussian σ = 1.5, UIQI 8×8); ``data_range`` sets
     SSIM's C1 = (0.01·L)², C2 = (0.03·L)². Needs images of at least 11×11 pixels.
     """
+    gt, est = _device_views(gt, est)
     B, H, W = _shape_error(gt, est)
     if isinstance(data_range, bool) or not np.isfinite(data_range) or data_range <= 0:
         raise MetricInputError(f"data_range must be a positive finite number, got {data_range!r}")
