@@ -41,9 +41,11 @@ def _group(G: int) -> list[str]:
         "",
         "",
         '@njit(cache=True, fastmath=_FM, error_model="numpy")',
-        f"def group{G}(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):",
+        f"def group{G}(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2, mxt, mnt):",
         f'{i1}"""Bands b0 .. b0 + {G - 1}, pixels q0 .. q0 + n - 1: st[b, :7] += the sums about the',
-        f'{i1}shifts kg/ke; a0/a1/a2[c] += Σ_b x·x̂, x², x̂² (all float64)."""',
+        f'{i1}shifts kg/ke; a0/a1/a2[c] += Σ_b x·x̂, x², x̂² (all float64); mxt/mnt[b]: running',
+        f'{i1}max/min of the ground truth\'s bit patterns as signed integers (integer max/min',
+        f'{i1}vectorise, floating-point ones do not)."""',
     ]
     for j in range(G):
         out.append(f"{i1}x{j} = g2[b0 + {j}, q0 : q0 + n]")
@@ -51,6 +53,9 @@ def _group(G: int) -> list[str]:
         out.append(f"{i1}kg{j} = kg[b0 + {j}]")
         out.append(f"{i1}ke{j} = ke[b0 + {j}]")
         out.append(f"{i1}" + " = ".join(f"{m}{j}" for m in NAMES) + " = 0.0")
+        out.append(f"{i1}z{j} = x{j}.view(mxt.dtype)")
+        out.append(f"{i1}mx{j} = mxt[b0 + {j}]")
+        out.append(f"{i1}mn{j} = mnt[b0 + {j}]")
     out.append(f"{i1}for c in range(n):")
     for j in range(G):
         out += [
@@ -66,6 +71,8 @@ def _group(G: int) -> list[str]:
             f"{i2}sgg{j} += gc * gc",
             f"{i2}see{j} += ec * ec",
             f"{i2}sge{j} += gc * ec",
+            f"{i2}mx{j} = max(mx{j}, z{j}[c])",
+            f"{i2}mn{j} = min(mn{j}, z{j}[c])",
         ]
     out.append(f"{i2}a0[c] += " + " + ".join(f"gv{j} * ev{j}" for j in range(G)))
     out.append(f"{i2}a1[c] += " + " + ".join(f"gv{j} * gv{j}" for j in range(G)))
@@ -73,6 +80,8 @@ def _group(G: int) -> list[str]:
     for j in range(G):
         for m, name in enumerate(NAMES):
             out.append(f"{i1}st[b0 + {j}, {m}] += {name}{j}")
+        out.append(f"{i1}mxt[b0 + {j}] = mx{j}")
+        out.append(f"{i1}mnt[b0 + {j}] = mn{j}")
     return out
 
 

@@ -104,8 +104,8 @@ def _band_stats_task(t, args):
     the per-pixel accumulators. Long segments matter: with 2 × B concurrent streams the hardware
     prefetchers only help on long contiguous runs.
 
-    The max runs on integer bit patterns, in its own loop, because LLVM vectorises integer
-    max/min reductions but not floating-point ones (and a max in the main loop stops it from
+    The max runs on integer bit patterns (in the same pixel loop), because LLVM vectorises
+    integer max/min reductions but not floating-point ones (a float max stops it from
     vectorising the sums too).
     """
     g, e, shift_g, shift_e, block, policy, stats, maxbits, minbits, sam = args
@@ -153,22 +153,12 @@ def _band_stats_task(t, args):
             a1[c] = 0.0
             a2[c] = 0.0
             a3[c] = 0.0
-        for b in range(B):
-            bits = g2[b, q0 : q0 + n].view(maxbits.dtype)
-            mx = mxt[b]
-            mn = mnt[b]
-            for c in range(n):
-                bc = bits[c]
-                mx = max(mx, bc)
-                mn = min(mn, bc)
-            mxt[b] = mx
-            mnt[b] = mn
         b0 = 0
         while b0 + GROUP <= B:
-            groupN(g2, e2, shift_g, shift_e, b0, q0, n, st, a0, a1, a2)
+            groupN(g2, e2, shift_g, shift_e, b0, q0, n, st, a0, a1, a2, mxt, mnt)
             b0 += GROUP
         while b0 < B:
-            group1(g2, e2, shift_g, shift_e, b0, q0, n, st, a0, a1, a2)
+            group1(g2, e2, shift_g, shift_e, b0, q0, n, st, a0, a1, a2, mxt, mnt)
             b0 += 1
         if p_cuc > 0.0:
             for b in range(B):

@@ -13,29 +13,43 @@ GROUP = 4
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
-def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
+def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2, mxt, mnt):
     """Bands b0 .. b0 + 3, pixels q0 .. q0 + n - 1: st[b, :7] += the sums about the
-    shifts kg/ke; a0/a1/a2[c] += Σ_b x·x̂, x², x̂² (all float64)."""
+    shifts kg/ke; a0/a1/a2[c] += Σ_b x·x̂, x², x̂² (all float64); mxt/mnt[b]: running
+    max/min of the ground truth's bit patterns as signed integers (integer max/min
+    vectorise, floating-point ones do not)."""
     x0 = g2[b0 + 0, q0 : q0 + n]
     y0 = e2[b0 + 0, q0 : q0 + n]
     kg0 = kg[b0 + 0]
     ke0 = ke[b0 + 0]
     sse0 = sae0 = sg0 = se0 = sgg0 = see0 = sge0 = 0.0
+    z0 = x0.view(mxt.dtype)
+    mx0 = mxt[b0 + 0]
+    mn0 = mnt[b0 + 0]
     x1 = g2[b0 + 1, q0 : q0 + n]
     y1 = e2[b0 + 1, q0 : q0 + n]
     kg1 = kg[b0 + 1]
     ke1 = ke[b0 + 1]
     sse1 = sae1 = sg1 = se1 = sgg1 = see1 = sge1 = 0.0
+    z1 = x1.view(mxt.dtype)
+    mx1 = mxt[b0 + 1]
+    mn1 = mnt[b0 + 1]
     x2 = g2[b0 + 2, q0 : q0 + n]
     y2 = e2[b0 + 2, q0 : q0 + n]
     kg2 = kg[b0 + 2]
     ke2 = ke[b0 + 2]
     sse2 = sae2 = sg2 = se2 = sgg2 = see2 = sge2 = 0.0
+    z2 = x2.view(mxt.dtype)
+    mx2 = mxt[b0 + 2]
+    mn2 = mnt[b0 + 2]
     x3 = g2[b0 + 3, q0 : q0 + n]
     y3 = e2[b0 + 3, q0 : q0 + n]
     kg3 = kg[b0 + 3]
     ke3 = ke[b0 + 3]
     sse3 = sae3 = sg3 = se3 = sgg3 = see3 = sge3 = 0.0
+    z3 = x3.view(mxt.dtype)
+    mx3 = mxt[b0 + 3]
+    mn3 = mnt[b0 + 3]
     for c in range(n):
         gv0 = np.float64(x0[c])
         ev0 = np.float64(y0[c])
@@ -49,6 +63,8 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
         sgg0 += gc * gc
         see0 += ec * ec
         sge0 += gc * ec
+        mx0 = max(mx0, z0[c])
+        mn0 = min(mn0, z0[c])
         gv1 = np.float64(x1[c])
         ev1 = np.float64(y1[c])
         d = gv1 - ev1
@@ -61,6 +77,8 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
         sgg1 += gc * gc
         see1 += ec * ec
         sge1 += gc * ec
+        mx1 = max(mx1, z1[c])
+        mn1 = min(mn1, z1[c])
         gv2 = np.float64(x2[c])
         ev2 = np.float64(y2[c])
         d = gv2 - ev2
@@ -73,6 +91,8 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
         sgg2 += gc * gc
         see2 += ec * ec
         sge2 += gc * ec
+        mx2 = max(mx2, z2[c])
+        mn2 = min(mn2, z2[c])
         gv3 = np.float64(x3[c])
         ev3 = np.float64(y3[c])
         d = gv3 - ev3
@@ -85,6 +105,8 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
         sgg3 += gc * gc
         see3 += ec * ec
         sge3 += gc * ec
+        mx3 = max(mx3, z3[c])
+        mn3 = min(mn3, z3[c])
         a0[c] += gv0 * ev0 + gv1 * ev1 + gv2 * ev2 + gv3 * ev3
         a1[c] += gv0 * gv0 + gv1 * gv1 + gv2 * gv2 + gv3 * gv3
         a2[c] += ev0 * ev0 + ev1 * ev1 + ev2 * ev2 + ev3 * ev3
@@ -95,6 +117,8 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
     st[b0 + 0, 4] += sgg0
     st[b0 + 0, 5] += see0
     st[b0 + 0, 6] += sge0
+    mxt[b0 + 0] = mx0
+    mnt[b0 + 0] = mn0
     st[b0 + 1, 0] += sse1
     st[b0 + 1, 1] += sae1
     st[b0 + 1, 2] += sg1
@@ -102,6 +126,8 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
     st[b0 + 1, 4] += sgg1
     st[b0 + 1, 5] += see1
     st[b0 + 1, 6] += sge1
+    mxt[b0 + 1] = mx1
+    mnt[b0 + 1] = mn1
     st[b0 + 2, 0] += sse2
     st[b0 + 2, 1] += sae2
     st[b0 + 2, 2] += sg2
@@ -109,6 +135,8 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
     st[b0 + 2, 4] += sgg2
     st[b0 + 2, 5] += see2
     st[b0 + 2, 6] += sge2
+    mxt[b0 + 2] = mx2
+    mnt[b0 + 2] = mn2
     st[b0 + 3, 0] += sse3
     st[b0 + 3, 1] += sae3
     st[b0 + 3, 2] += sg3
@@ -116,17 +144,24 @@ def groupN(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
     st[b0 + 3, 4] += sgg3
     st[b0 + 3, 5] += see3
     st[b0 + 3, 6] += sge3
+    mxt[b0 + 3] = mx3
+    mnt[b0 + 3] = mn3
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
-def group1(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
+def group1(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2, mxt, mnt):
     """Bands b0 .. b0 + 0, pixels q0 .. q0 + n - 1: st[b, :7] += the sums about the
-    shifts kg/ke; a0/a1/a2[c] += Σ_b x·x̂, x², x̂² (all float64)."""
+    shifts kg/ke; a0/a1/a2[c] += Σ_b x·x̂, x², x̂² (all float64); mxt/mnt[b]: running
+    max/min of the ground truth's bit patterns as signed integers (integer max/min
+    vectorise, floating-point ones do not)."""
     x0 = g2[b0 + 0, q0 : q0 + n]
     y0 = e2[b0 + 0, q0 : q0 + n]
     kg0 = kg[b0 + 0]
     ke0 = ke[b0 + 0]
     sse0 = sae0 = sg0 = se0 = sgg0 = see0 = sge0 = 0.0
+    z0 = x0.view(mxt.dtype)
+    mx0 = mxt[b0 + 0]
+    mn0 = mnt[b0 + 0]
     for c in range(n):
         gv0 = np.float64(x0[c])
         ev0 = np.float64(y0[c])
@@ -140,6 +175,8 @@ def group1(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
         sgg0 += gc * gc
         see0 += ec * ec
         sge0 += gc * ec
+        mx0 = max(mx0, z0[c])
+        mn0 = min(mn0, z0[c])
         a0[c] += gv0 * ev0
         a1[c] += gv0 * gv0
         a2[c] += ev0 * ev0
@@ -150,3 +187,5 @@ def group1(g2, e2, kg, ke, b0, q0, n, st, a0, a1, a2):
     st[b0 + 0, 4] += sgg0
     st[b0 + 0, 5] += see0
     st[b0 + 0, 6] += sge0
+    mxt[b0 + 0] = mx0
+    mnt[b0 + 0] = mn0
