@@ -1,7 +1,7 @@
 """Pure-NumPy planning shared by the CPU and CUDA kernels: geometry, boundary index maps, the
 transpose (folding) maps of the adjoint, and the low-rank factorisation of the PSF.
 
-Geometry is the one of the suite's spatial operator (block-centred, conventions.md): LR pixel
+Geometry is the one of the suite's spatial operator (block-centred, as hsibench.degrade.spatial): LR pixel
 (i, j) is centred on HR block [i·s, (i+1)·s) × [j·s, (j+1)·s); a kh×kw kernel (kh ≡ kw ≡ s mod 2)
 has its first tap at HR offset (s − kh)/2 from the block's first row, and taps that fall outside the
 image are mapped back by half-sample reflection (``symmetric``) or wrap-around (``circular``).

@@ -2,7 +2,8 @@
 
 Fused SSIM (11×11 Gaussian, separable) + UIQI (8×8 windows) per (band, row tile), with the tap
 loops written out so that every column loop vectorises (see the generator's docstring). The
-window sizes are the ones conventions.md pins; the fused path supports no others.
+window sizes are the ones the suite default pins (hsibench.metrics.reference); the fused path
+supports no others.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Public fused metric kernels, dispatched on array type.
 
-Definitions are those of conventions.md and ``hsibench.metrics.reference`` (the reference the
+Definitions are those of the suite default, ``hsibench.metrics.reference`` (the reference the
 tests compare against):
 
 - :func:`band_sums`: one pass over both cubes -> per-band sums and the SAM total.
@@ -245,7 +245,7 @@ def metrics_from_sums(s: BandSums, scale) -> dict:
 
 
 def scalar_metrics(gt, est, scale, *, sam_zero_policy: str = "count90") -> dict:
-    """RMSE, PSNR, SAM, ERGAS, CC, DD (conventions.md) from one read of both cubes.
+    """RMSE, PSNR, SAM, ERGAS, CC, DD (the suite default) from one read of both cubes.
 
     Returns floats for the scalars and float64 vectors ``psnr_per_band``, ``rmse_per_band``,
     ``cc_per_band``, ``mse_per_band``. Raises :class:`MetricInputError` like the reference:
