@@ -16,8 +16,8 @@ and 2s (``gauss_fwhm_wide``):
   reference, and the fused SSIM + UIQI kernel against scikit-image's Gaussian SSIM band loop;
 - a memory-bandwidth probe: one read of the cube (a vectorised parallel sum).
 
-Targets: PSF ≥ 2x faster than torch and ≤ 3x the probe; scalar metrics ≤ 3x reading
-both cubes once; SSIM + UIQI ≥ 5x faster than scikit-image's SSIM alone. Slow baselines (scipy 2-D
+Targets: PSF ≥ 2x faster than torch and ≤ 3x the probe; scalar metrics ≤ 2x reading both cubes
+once; SSIM + UIQI ≥ 10x faster than scikit-image's SSIM alone. Slow baselines (scipy 2-D
 correlate with large kernels, scikit-image on the large cube) run on a subset of bands and are
 scaled to the full cube; the report says so. The machine load (before/after) and the busiest
 other processes are recorded, because the benchmark machines are shared.
@@ -228,6 +228,20 @@ def bench_psf(x: np.ndarray, s: int, kind: str, probe_t: float, res: Results, ba
     )
 
 
+def _run_label() -> str:
+    """Date and commit of this run (metrics rows carry it, so that runs can be compared)."""
+    label = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    try:
+        root = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return label
+    return f"{label}, {commit}{'+' if dirty else ''}" if commit else label
+
+
 def bench_metrics(gt: np.ndarray, est: np.ndarray, probe_t: float, res: Results, band_subset: int) -> None:
     from skimage.metrics import structural_similarity
 
@@ -242,7 +256,7 @@ def bench_metrics(gt: np.ndarray, est: np.ndarray, probe_t: float, res: Results,
         R.rmse(gt, est), R.psnr(gt, est), R.sam(gt, est), R.ergas(gt, est, scale=4), R.cc(gt, est), R.dd(gt, est)
 
     t_ref = _best(reference_scalars, 1)
-    t_win = _best(lambda: windowed_metrics(gt, est), 1 if big else 3)
+    t_win = _best(lambda: windowed_metrics(gt, est), 2 if big else 5)
 
     nb = B if not big else max(1, min(B, band_subset))
 
@@ -252,7 +266,7 @@ def bench_metrics(gt: np.ndarray, est: np.ndarray, probe_t: float, res: Results,
                 gt[b], est[b], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
             )
 
-    t_sk = _best(skimage_loop, 1) * B / nb
+    t_sk = _best(skimage_loop, 1 if big else 2) * B / nb
     if nb < B:
         res.notes.append(f"scikit-image SSIM, {W}×{H}×{B}: timed on {nb} bands, scaled ×{B / nb:.3g}")
     two = 2 * probe_t
@@ -260,6 +274,7 @@ def bench_metrics(gt: np.ndarray, est: np.ndarray, probe_t: float, res: Results,
         Row(
             f"{W}×{H}×{B}",
             dict(
+                run=res.machine.setdefault("run", _run_label()),
                 scalar=t_scalar,
                 reference=t_ref,
                 probe2=two,
@@ -330,20 +345,21 @@ def report(res: Results) -> str:
         "",
         "## Metrics",
         "",
-        "Targets: the scalar metrics together (RMSE, PSNR, SAM, ERGAS, CC, DD; one fused pass) ≤ 3x",
-        "reading both cubes once; SSIM + UIQI together (one fused pass) ≥ 5x faster than",
-        "scikit-image's Gaussian-window SSIM band loop alone.",
+        "Targets: the scalar metrics together (RMSE, PSNR, SAM, ERGAS, CC, DD; one fused pass) ≤ 2x",
+        "reading both cubes once; SSIM + UIQI together (one fused pass) ≥ 10x faster than",
+        "scikit-image's Gaussian-window SSIM band loop alone. `run` is the date and commit of the run",
+        "(`+`: uncommitted changes).",
         "",
-        "| cube | threads | load | scalar (fused) | read both cubes | ratio | NumPy reference | speed-up | SSIM+UIQI (fused) | skimage SSIM | speed-up | targets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | cube | threads | load | scalar (fused) | read both cubes | ratio | NumPy reference | speed-up | SSIM+UIQI (fused) | skimage SSIM | speed-up | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in res.metrics:
         v = row.values
-        ok = v["scalar_over_probe2"] <= 3 and v["windowed_speedup_skimage"] >= 5
+        ok = v["scalar_over_probe2"] <= 2 and v["windowed_speedup_skimage"] >= 10
         lines.append(
-            f"| {row.label} | {row.threads} | {row.load:.1f} | {_fmt_ms(v['scalar'])} | {_fmt_ms(v['probe2'])} | {v['scalar_over_probe2']:.2f} | "
-            f"{_fmt_ms(v['reference'])} | {v['scalar_speedup_ref']:.0f}x | {_fmt_ms(v['windowed'])} | "
-            f"{_fmt_ms(v['skimage'])} | {v['windowed_speedup_skimage']:.1f}x | {_verdict(ok)} |"
+            f"| {v.get('run', '')} | {row.label} | {row.threads} | {row.load:.1f} | {_fmt_ms(v['scalar'])} | {_fmt_ms(v['probe2'])} | "
+            f"{v['scalar_over_probe2']:.2f} | {_fmt_ms(v['reference'])} | {v['scalar_speedup_ref']:.0f}x | "
+            f"{_fmt_ms(v['windowed'])} | {_fmt_ms(v['skimage'])} | {v['windowed_speedup_skimage']:.1f}x | {_verdict(ok)} |"
         )
     if res.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in dict.fromkeys(res.notes)]

@@ -40,6 +40,22 @@ def to_host_numpy(a) -> np.ndarray:
     return np.asarray(a)
 
 
+def device_view(a):
+    """A device array the CUDA kernels take as is: CuPy arrays, torch tensors and Numba device
+    arrays pass through; a bare ``__cuda_array_interface__`` exporter becomes a zero-copy Numba
+    view (so that it has a shape, a dtype and slicing)."""
+    mod = type(a).__module__ or ""
+    if mod.startswith(("torch", "cupy")) or getattr(a, "__cuda_ndarray__", False):
+        return a
+    return gpu().as_numba(a)
+
+
+def device_to_host(a) -> np.ndarray:
+    """Host copy of a device array (CuPy, CUDA torch, Numba device array or any
+    ``__cuda_array_interface__`` exporter), for the few places that must leave the device."""
+    return gpu().to_host(a)
+
+
 def from_host_numpy(out: np.ndarray, like):
     """Wrap a NumPy result back into the caller's type (CPU torch -> torch, zero-copy)."""
     if kind_of(like) == TORCH_CPU:

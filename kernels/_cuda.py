@@ -62,9 +62,14 @@ class _Native:
                 self.stream = cuda.external_stream(handle)
                 self.view = cuda.as_cuda_array(a)
         else:
-            if np.dtype(a.dtype) != dtype:
-                a = cuda.to_device(a.copy_to_host().astype(dtype))
-            a = a.reshape(shape3)
+            a = as_numba(a)
+            if tuple(a.shape) != tuple(shape3):
+                a = a.reshape(shape3)
+            if np.dtype(a.dtype) != dtype:  # cast on the device (a mixed float32/float64 pair)
+                cast = cuda.device_array(a.shape, dtype=dtype)
+                if a.size:
+                    _cast3[_launch_1d(a.size)](a, cast)
+                a = cast
             self.device = None
             self.stream = 0
             self.view = a
@@ -110,15 +115,55 @@ def _dtype_of(a) -> np.dtype:
     return dt if dt == np.float32 else np.dtype(np.float64)
 
 
+def as_numba(a):
+    """A Numba device-array view of a device array (zero-copy).
+
+    Numba device arrays pass through; CuPy, torch and other ``__cuda_array_interface__``
+    exporters go through ``numba.cuda.as_cuda_array``. The CUDA simulator has no
+    ``as_cuda_array``; its "device" memory is host memory, so there the interface's pointer is
+    wrapped as a simulator device array (still no copy).
+    """
+    if getattr(a, "__cuda_ndarray__", False):
+        return a
+    if hasattr(cuda, "as_cuda_array"):
+        return cuda.as_cuda_array(a)
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    cai = a.__cuda_array_interface__
+
+    class _HostInterface:
+        __array_interface__ = {
+            "shape": tuple(cai["shape"]),
+            "typestr": cai["typestr"],
+            "data": tuple(cai["data"]),
+            "strides": cai.get("strides"),
+            "version": 3,
+        }
+
+    return FakeCUDAArray(np.asarray(_HostInterface()))
+
+
 def to_host(a) -> np.ndarray:
+    """Host NumPy copy of any device array (error paths and metrics without a device kernel)."""
     mod = type(a).__module__ or ""
     if mod.startswith("torch"):
         return a.detach().cpu().numpy()
     if hasattr(a, "get"):
         return a.get()
-    if hasattr(a, "copy_to_host"):
-        return a.copy_to_host()
-    return cuda.as_cuda_array(a).copy_to_host()
+    return as_numba(a).copy_to_host()
+
+
+@cuda.jit(cache=True)
+def _cast3(src, dst):
+    """dst[...] = src[...] in dst's dtype (both 3-D, any strides); one thread per element."""
+    i = cuda.grid(1)
+    B, H, W = dst.shape
+    if i < B * H * W:
+        t = i // W
+        c = i - t * W
+        b = t // H
+        r = t - b * H
+        dst[b, r, c] = src[b, r, c]
 
 
 def _dev(arr, stream):

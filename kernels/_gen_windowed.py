@@ -47,24 +47,24 @@ def _ssim_vertical(ind: str) -> list[str]:
         out.append(f"{i2}wg = w{k} * gv")
         out.append(f"{i2}we = w{k} * ev")
         if k == 0:
-            out += [f"{i2}s0 = wg", f"{i2}s1 = we", f"{i2}s2 = wg * gv", f"{i2}s3 = we * ev", f"{i2}s4 = wg * ev"]
+            out += [f"{i2}s0 = wg", f"{i2}s1 = we", f"{i2}s2 = wg * gv + we * ev", f"{i2}s3 = wg * ev"]
         else:
-            out += [f"{i2}s0 += wg", f"{i2}s1 += we", f"{i2}s2 += wg * gv", f"{i2}s3 += we * ev", f"{i2}s4 += wg * ev"]
-    out += [f"{i2}V0[c] = s0", f"{i2}V1[c] = s1", f"{i2}V2[c] = s2", f"{i2}V3[c] = s3", f"{i2}V4[c] = s4"]
+            out += [f"{i2}s0 += wg", f"{i2}s1 += we", f"{i2}s2 += wg * gv + we * ev", f"{i2}s3 += wg * ev"]
+    out += [f"{i2}V0[c] = s0", f"{i2}V1[c] = s1", f"{i2}V2[c] = s2", f"{i2}V3[c] = s3"]
     return out
 
 
 def _ssim_horizontal(ind: str) -> list[str]:
     out = [f"{ind}for c in range(W - {KG - 1}):"]
     i2 = ind + "    "
-    for q, name in enumerate(("ux", "uy", "uxx", "uyy", "uxy")):
+    # SSIM only needs σx² + σy², so the vertical pass keeps Σw(x² + x̂²) as one row (4 rows, not 5)
+    for q, name in enumerate(("ux", "uy", "uss", "uxy")):
         terms = " + ".join(f"w{k} * V{q}[c + {k}]" for k in range(KG))
         out.append(f"{i2}{name} = {terms}")
     out += [
-        f"{i2}vx = uxx - ux * ux",
-        f"{i2}vy = uyy - uy * uy",
+        f"{i2}vsum = uss - ux * ux - uy * uy",
         f"{i2}vxy = uxy - ux * uy",
-        f"{i2}s_acc += ((2.0 * ux * uy + c1) * (2.0 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))",
+        f"{i2}s_acc += ((2.0 * ux * uy + c1) * (2.0 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vsum + c2))",
     ]
     return out
 
@@ -165,10 +165,10 @@ def source() -> str:
         f"{i1}eb = e[b]",
         f"{i1}mg = mu_g[b]",
         f"{i1}me = mu_e[b]",
-        f"{i1}V = np.empty((5, W))",
+        f"{i1}V = np.empty((4, W))",
         f"{i1}U = np.empty((5, W))",
         f"{i1}C = np.empty((4, W), dtype=np.int32)",
-        f"{i1}V0, V1, V2, V3, V4 = V[0], V[1], V[2], V[3], V[4]",
+        f"{i1}V0, V1, V2, V3 = V[0], V[1], V[2], V[3]",
         f"{i1}U0, U1, U2, U3, U4 = U[0], U[1], U[2], U[3], U[4]",
         f"{i1}Chg, Che, Cvg, Cve = C[0], C[1], C[2], C[3]",
         f"{i1}s_acc = 0.0",

@@ -76,7 +76,12 @@ def axis_plan(n: int, ksize: int, scale: int, boundary: str) -> AxisPlan:
 
 
 def as_kernel(psf) -> np.ndarray:
-    """The PSF as a float64 2-D NumPy array (used as given: no normalisation)."""
+    """The PSF as a float64 2-D NumPy array (used as given: no normalisation).
+
+    A PSF given as a device array is copied to the host here, on purpose: it is a few hundred
+    values, the plan (factorisation, index maps) is built on the host and cached, and the CUDA
+    kernels get the plan's small arrays back on the device; the cube itself never leaves it.
+    """
     if hasattr(psf, "__cuda_array_interface__") and not isinstance(psf, np.ndarray):
         psf = _device_to_host(psf)
     elif type(psf).__module__.startswith("torch"):

@@ -4,7 +4,9 @@ The simulator must be switched on before ``numba.cuda`` is first imported, and t
 the same pytest process import Numba normally, so the checks run in one subprocess with
 ``NUMBA_ENABLE_CUDASIM=1`` (small inputs: the simulator runs every CUDA thread in Python). Inputs
 are Numba device arrays (``cuda.to_device``), which the public functions dispatch to the CUDA
-kernels exactly like CuPy arrays or CUDA torch tensors.
+kernels exactly like CuPy arrays or CUDA torch tensors; ``compute_metrics`` is also fed bare
+``__cuda_array_interface__`` exporters (the protocol CuPy and CUDA torch tensors speak), with the
+CUDA kernels and every device-to-host copy counted.
 """
 from __future__ import annotations
 
@@ -92,6 +94,60 @@ SCRIPT = textwrap.dedent(
         out["nan_error"] = "no error"
     except MetricInputError as exc:
         out["nan_error"] = str(exc)
+
+    # ------------------------------------------- compute_metrics: device arrays stay on the device
+    from hsibench.accel import cuda_kernel_path, is_cuda_array, kernel_path, use_kernels
+    from hsibench.metrics import MetricError, compute_metrics
+    import hsibench.kernels._arrays as KA
+    import hsibench.kernels._cuda as KC
+
+    class CAI:  # a bare __cuda_array_interface__ exporter, as CuPy arrays and CUDA torch tensors are
+        def __init__(self, dev):
+            self._dev = dev  # keeps the memory alive
+        @property
+        def __cuda_array_interface__(self):
+            a = self._dev._ary  # the simulator's device memory is host memory
+            ai = a.__array_interface__
+            return {"shape": a.shape, "typestr": a.dtype.str, "data": ai["data"], "strides": ai["strides"],
+                    "version": 3}
+
+    calls = []
+    for mod, name in ((KC, "band_stats"), (KC, "windowed"), (KA, "device_to_host")):
+        fn = getattr(mod, name)
+        setattr(mod, name, lambda *a, _fn=fn, _n=name, **k: (calls.append(_n), _fn(*a, **k))[1])
+
+    def score(gt, est, **kw):
+        del calls[:]
+        try:
+            rep = compute_metrics(gt, est, scale=4, **kw)
+        except MetricError as exc:
+            return {"error": str(exc), "calls": list(calls)}
+        return {"scalars": rep.scalars, "per_band": {k: v.tolist() for k, v in rep.per_band.items()},
+                "types": sorted({type(v).__name__ for v in rep.scalars.values()}) +
+                         sorted({type(v).__name__ for v in rep.per_band.values()}),
+                "calls": list(calls)}
+
+    def host(g, e, **kw):
+        with use_kernels(False):
+            return score(g, e, **kw)
+
+    g, e = pair((3, 14, 13), np.float32)
+    g[:, :9, :9] = 0.4; e[:, :9, :9] = 0.4; e[:, 2, 5] = 0.0
+    dg, de = cuda.to_device(g), cuda.to_device(e)
+    out["dispatch"] = [is_cuda_array(dg), is_cuda_array(CAI(dg)), kernel_path(dg, de), cuda_kernel_path(CAI(dg), de),
+                       cuda_kernel_path(cuda.to_device(g.astype(np.int32)), de), cuda_kernel_path(g, de)]
+    out["cm/cai_crop"] = [score(CAI(dg), CAI(de), crop=1), host(g, e, crop=1)]
+    e64 = e.astype(np.float64) + 1e-9  # a mixed float32/float64 pair: cast on the device
+    out["cm/mixed"] = [score(dg, cuda.to_device(e64)), host(g, e64)]
+    out["cm/eu2adl"] = [score(dg, de, preset="eu2adl"), host(g, e, preset="eu2adl")]
+    gi = (g * 100).astype(np.int32); ei = (e * 100).astype(np.int32)  # no int kernel: the reference
+    out["cm/int"] = [score(cuda.to_device(gi), cuda.to_device(ei)), host(gi, ei)]
+    out["cm/exact"] = score(dg, cuda.to_device(g))
+    bad = e.copy(); bad[1, 3, 4] = np.inf
+    const = g.copy(); const[2] = 0.25
+    out["cm/errors"] = [[score(dg, cuda.to_device(bad)), host(g, bad)],
+                        [score(cuda.to_device(const), de), host(const, e)],
+                        [score(dg, cuda.to_device(np.ascontiguousarray(e[:, :13]))), host(g, e[:, :13])]]
     print("RESULT" + json.dumps(out))
     """
 )
@@ -131,6 +187,59 @@ def test_sam_policies(sim_results):
     for pol in ("count90", "all90", "exclude", "cucanet"):
         got, ref = sim_results[f"sam/{pol}"]
         assert got == pytest.approx(ref, rel=1e-10), pol
+
+
+def test_compute_metrics_dispatch_predicates(sim_results):
+    is_dev, is_cai, kp, ckp_cai, ckp_int, ckp_host = sim_results["dispatch"]
+    assert is_dev and is_cai and kp and ckp_cai
+    assert not ckp_int and not ckp_host  # int device arrays and a host/device mix: not the CUDA kernels
+
+
+def _same_report(dev, ref, rtol):
+    assert "error" not in dev, dev
+    assert set(dev["scalars"]) == set(ref["scalars"])
+    for name, value in ref["scalars"].items():
+        assert dev["scalars"][name] == pytest.approx(value, rel=rtol, abs=1e-12), name
+    for name, vec in ref["per_band"].items():
+        assert dev["per_band"][name] == pytest.approx(vec, rel=rtol, abs=1e-12), name
+    assert dev["types"] == ["float", "ndarray"]  # Python floats and host vectors, as on the CPU
+
+
+@pytest.mark.parametrize("case", ["cm/cai_crop", "cm/mixed"])
+def test_compute_metrics_on_device_never_copies_a_cube(sim_results, case):
+    """The default preset on device arrays (bare __cuda_array_interface__ exporters, cropped, or a
+    mixed float32/float64 pair) runs the two CUDA kernels and copies nothing to the host."""
+    dev, ref = sim_results[case]
+    _same_report(dev, ref, 1e-10)
+    assert dev["calls"] == ["band_stats", "windowed"], dev["calls"]
+    assert "device_to_host" not in ref["calls"] and "band_stats" not in ref["calls"]
+
+
+def test_compute_metrics_paper_preset_on_device(sim_results):
+    """eu2adl: the pointwise metrics and its SAM policy on the device, the uniform SSIM and
+    sewar's UQI (no device kernel) from one host copy of each cube."""
+    dev, ref = sim_results["cm/eu2adl"]
+    _same_report(dev, ref, 1e-10)
+    assert dev["calls"] == ["band_stats", "device_to_host", "device_to_host", "band_stats"], dev["calls"]
+
+
+def test_compute_metrics_int_device_arrays_take_the_reference(sim_results):
+    dev, ref = sim_results["cm/int"]
+    _same_report(dev, ref, 1e-12)
+    assert dev["calls"] == ["device_to_host", "device_to_host"], dev["calls"]
+
+
+def test_compute_metrics_exact_on_device(sim_results):
+    s = sim_results["cm/exact"]["scalars"]
+    assert s["rmse"] == 0 and s["dd"] == 0 and s["ergas"] == 0 and s["psnr"] == float("inf")
+    assert s["ssim"] == pytest.approx(1.0, abs=1e-12) and s["uiqi"] == pytest.approx(1.0, abs=1e-12)
+    assert s["cc"] == pytest.approx(1.0, abs=1e-12) and s["sam"] == 0.0
+
+
+def test_compute_metrics_errors_on_device_match_the_host(sim_results):
+    for dev, ref in sim_results["cm/errors"]:
+        assert "error" in ref and dev.get("error") == ref["error"], (dev, ref)
+        assert "device_to_host" not in dev["calls"], dev["calls"]  # refused on the device
 
 
 def test_nan_detected(sim_results):

@@ -180,11 +180,13 @@ def test_acos_accuracy():
     assert acos_deg(1.5) == 0.0 and acos_deg(-1.5) == 180.0
 
 
-def test_generated_kernel_is_current():
-    from hsibench.kernels import _gen_windowed
+@pytest.mark.parametrize("gen", ["_gen_windowed", "_gen_sums"])
+def test_generated_kernel_is_current(gen):
+    import importlib
 
-    assert _gen_windowed.TARGET.read_text() == _gen_windowed.source(), (
-        "kernels/_windowed_cpu.py is stale: run python -m hsibench.kernels._gen_windowed"
+    mod = importlib.import_module(f"hsibench.kernels.{gen}")
+    assert mod.TARGET.read_text() == mod.source(), (
+        f"kernels/{mod.TARGET.name} is stale: run python -m hsibench.kernels.{gen}"
     )
 
 

@@ -1,8 +1,11 @@
 """Image-quality metrics for HSI super-resolution: the NumPy reference and the named presets.
 
-``compute_metrics(gt, est, scale=s)`` gives every metric of the suite default (``docs/conventions.md``
-§8); ``preset=`` selects a paper's own convention (see :data:`PRESETS`). The single
-metric functions are the reference the fused kernels are checked against.
+``compute_metrics(gt, est, scale=s)`` gives every metric of the suite default (one line per
+metric: :func:`metric_definitions`); ``preset=`` selects a paper's own convention (see
+:data:`PRESETS`). The single metric functions are the reference the fused kernels are checked
+against. Dispatch: NumPy cubes run the fused CPU kernels, float32/float64 device arrays (CuPy,
+CUDA torch, anything exposing ``__cuda_array_interface__``) are scored on the device by the
+numba-cuda kernels, everything else by the references (see :mod:`hsibench.accel`).
 """
 from .noref import NOREF_NAMES, d_lambda, d_s, noref_metrics, qnr
 from .presets import PRESETS, MetricReport, Preset, compute_metrics, metric_definitions

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..accel import kernel_path
+from ..accel import cuda_kernel_path, is_cuda_array, kernel_path
 from ..xp import to_numpy
 from .reference import (
     METRIC_NAMES,
@@ -108,11 +108,15 @@ _HSIBENCH_DEFINITIONS = {
 
 def _compute_hsibench_pointwise(g, e, scale) -> tuple[Scalars, PerBand]:
     """The default metrics that need no window (shared with the paper presets): one fused pass
-    (:func:`hsibench.kernels.scalar_metrics`) where allowed, else the reference functions."""
+    (:func:`hsibench.kernels.scalar_metrics`, on the device for device arrays) where allowed,
+    else the reference functions."""
     if kernel_path(g, e):
-        from ..kernels import scalar_metrics
+        from ..kernels import band_sums, metrics_from_sums
 
-        m = _fused(scalar_metrics, g, e, scale, sam_zero_policy="count90")
+        sums = _fused(band_sums, g, e, sam_zero_policy="count90")
+        if cuda_kernel_path(g, e):  # the host path refused constant bands before (same wording)
+            _check_constant_sums(sums, "PSNR, ERGAS and CC")
+        m = _fused(metrics_from_sums, sums, scale)
         per_band = {"psnr": m["psnr_per_band"], "rmse": m["rmse_per_band"], "cc": m["cc_per_band"]}
         return {k: m[k] for k in ("rmse", "psnr", "sam", "ergas", "cc", "dd")}, per_band
     per_band = {
@@ -129,6 +133,36 @@ def _compute_hsibench_pointwise(g, e, scale) -> tuple[Scalars, PerBand]:
         "dd": dd(g, e),
     }
     return scalars, per_band
+
+
+def _check_constant_sums(sums, metric: str) -> None:
+    """:func:`~hsibench.metrics.reference._check_gt_bands` from the fused pass's sums (device path)."""
+    const = np.flatnonzero(sums.constant_gt)
+    if const.size:
+        b = int(const[0])
+        more = f" (constant bands: {const.tolist()})" if const.size > 1 else ""
+        raise MetricError(
+            f"{metric} undefined: ground-truth band {b} is constant "
+            f"(value {np.float64(sums.max_gt[b])!r}){more}; drop constant bands before scoring"
+        )
+
+
+def _on_host(g, e) -> tuple[np.ndarray, np.ndarray]:
+    """The pair as float64 NumPy arrays. Device arrays are copied to the host here, once per call
+    of a preset, only for the paper variants that have no device kernel (uniform-window and
+    zero-padded SSIM, sewar's UQI, Q2n, the rounded 8-bit PSNR, the SAM/ERGAS variants)."""
+    if is_cuda_array(g) or is_cuda_array(e):
+        return np.asarray(_to_host(g), dtype=np.float64), np.asarray(_to_host(e), dtype=np.float64)
+    return g, e
+
+
+def _to_host(a) -> np.ndarray:
+    """NumPy view or copy of any array (device arrays: one device-to-host copy)."""
+    if is_cuda_array(a):
+        from ..kernels._arrays import device_to_host
+
+        return device_to_host(a)
+    return to_numpy(a)
 
 
 def _fused(fn, *args, **kwargs):
@@ -181,6 +215,7 @@ _CUCANET_DEFINITIONS = {
 
 def _compute_cucanet(g, e, scale, data_range) -> tuple[Scalars, PerBand]:
     scalars, per_band = _compute_hsibench_pointwise(g, e, scale)
+    g, e = _on_host(g, e)
     per_band["ssim"] = ssim_uniform(g, e, per_band=True, win_size=7, data_range="estimate")
     per_band["uiqi"] = uiqi_sewar(g, e, per_band=True, window=8)
     scalars["sam"] = sam(g, e, zero_policy="cucanet")
@@ -200,7 +235,15 @@ _EU2ADL_DEFINITIONS = {
 
 def _compute_eu2adl(g, e, scale, data_range) -> tuple[Scalars, PerBand]:
     scalars, per_band = _compute_cucanet(g, e, scale, data_range)
-    scalars["sam"] = sam(g, e, zero_policy="all90")
+    if cuda_kernel_path(g, e):  # SAM's zero policies are in the device kernel too: no copy
+        from ..kernels import band_sums
+
+        sums = _fused(band_sums, g, e, sam_zero_policy="all90")
+        if sums.sam_count == 0:
+            raise MetricError("SAM is undefined: no pixel has a non-zero spectrum to compare")
+        scalars["sam"] = sums.sam_sum / sums.sam_count
+    else:
+        scalars["sam"] = sam(g, e, zero_policy="all90")
     return scalars, per_band
 
 
@@ -226,8 +269,9 @@ def _compute_ual(g, e, scale, data_range) -> tuple[Scalars, PerBand]:
     # UAL's Result_Evaluate.py order matters: SSIM and RMSE see the [0,1] data; PSNR_GPU scales
     # by 255 in place and rounds a copy; SAM then sees the x255 (unrounded) data, and SAM is
     # scale-invariant, so it is computed on the [0,1] data here.
-    g8, e8 = np.round(g * 255.0), np.round(e * 255.0)
     scalars, per_band = _compute_hsibench_pointwise(g, e, scale)
+    g, e = _on_host(g, e)
+    g8, e8 = np.round(g * 255.0), np.round(e * 255.0)
     per_band["uiqi"] = uiqi(g, e, per_band=True, window=8)
     scalars["uiqi"] = float(np.mean(per_band["uiqi"]))
     per_band["psnr"] = psnr_global(g8, e8, peak=255.0, eps=UAL_PSNR_EPS, per_band=True)
@@ -254,6 +298,7 @@ _YOKOYA_DEFINITIONS = {
 
 def _compute_yokoya(g, e, scale, data_range) -> tuple[Scalars, PerBand]:
     scalars, per_band = _compute_hsibench(g, e, scale, data_range)
+    g, e = _on_host(g, e)
     scalars["sam"] = sam(g, e, zero_policy="exclude")
     scalars["ergas"] = ergas(g, e, scale=scale, mu_from="estimate")
     scalars["q2n"] = q2n(g, e, block=32, shift=32)
@@ -289,6 +334,23 @@ def metric_definitions(preset: str = "hsibench") -> dict[str, str]:
     return dict(_get_preset(preset).definitions)
 
 
+def _device_pair(gt, est):
+    """The shape checks of :func:`~hsibench.metrics.reference.validate_pair` on device arrays
+    (metadata only; the values are checked by the fused pass)."""
+    from ..kernels._arrays import device_view
+
+    g, e = device_view(gt), device_view(est)
+    for name, a in (("gt", g), ("est", e)):
+        shape = tuple(int(n) for n in a.shape)
+        if len(shape) != 3:
+            raise MetricError(f"{name} must be a (bands, rows, cols) cube, got shape {shape}")
+        if 0 in shape:
+            raise MetricError(f"{name} is empty (shape {shape})")
+    if tuple(g.shape) != tuple(e.shape):
+        raise MetricError(f"shape mismatch: gt {tuple(g.shape)} vs est {tuple(e.shape)}")
+    return g, e
+
+
 def compute_metrics(
     gt,
     est,
@@ -300,8 +362,16 @@ def compute_metrics(
 ) -> MetricReport:
     """All metrics of ``est`` against ``gt`` under one preset (``docs/conventions.md`` §8).
 
-    Arrays of any namespace are scored on the host in float64 (NumPy); the one-pass metrics and
-    SSIM + UIQI run in the fused kernels unless :func:`hsibench.accel.use_kernels` turns them off.
+    Where it runs: NumPy arrays go through the fused CPU kernels (in float64). float32/float64
+    device arrays (CuPy, CUDA torch tensors without grad, Numba device arrays, any
+    ``__cuda_array_interface__`` exporter; see :func:`hsibench.accel.cuda_kernel_path`) are
+    scored on the device by the numba-cuda kernels, zero-copy, and only the per-band results
+    come back; the ``hsibench`` preset never copies a cube to the host. The paper presets'
+    variants that have no device kernel (uniform-window and zero-padded SSIM, sewar's UQI, Q2n,
+    UAL's 8-bit PSNR, the SAM/ERGAS variants) copy the pair to the host once. Any other array
+    (CPU torch, other dtypes, or everything under ``use_kernels(False)``) is copied to a float64
+    NumPy array and scored by the references. Results are Python floats and float64 NumPy
+    vectors in every case.
 
     Parameters
     ----------
@@ -346,14 +416,19 @@ def compute_metrics(
         math.isfinite(data_range) and data_range > 0
     ):
         raise MetricError(f"data_range must be a positive finite number, got {data_range!r}")
-    g, e = _pair(to_numpy(gt), to_numpy(est))
+    on_device = cuda_kernel_path(gt, est)
+    if on_device:  # stays on the device: NaN/Inf and constant bands are caught by the fused pass
+        g, e = _device_pair(gt, est)
+    else:
+        g, e = _pair(_to_host(gt), _to_host(est))
     if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 0:
         raise MetricError(f"crop must be a non-negative integer, got {crop!r}")
     if 2 * crop >= min(g.shape[1:]):
         raise MetricError(f"crop={crop} leaves no pixel of a {g.shape[1]}x{g.shape[2]} image")
     if crop:
         g, e = g[:, crop:-crop, crop:-crop], e[:, crop:-crop, crop:-crop]
-    _check_gt_bands(g, "PSNR, ERGAS and CC")
+    if not on_device:
+        _check_gt_bands(g, "PSNR, ERGAS and CC")
     scalars, per_band = p.compute(g, e, s, float(data_range))
     missing = set(METRIC_NAMES) - set(scalars)
     assert not missing, f"preset {p.name} lacks {missing}"
