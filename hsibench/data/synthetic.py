@@ -184,11 +184,32 @@ def _abundances(rng: np.random.Generator, rows: int, cols: int, endmembers: int)
 
 # ------------------------------------------------------------------------------- public entry
 
+#: Limits of the generator (checked before anything is allocated): each side ≤ MAX_SIDE pixels,
+#: ≤ MAX_BANDS bands, and ≤ MAX_VOXELS values in the cube (2**28: 1 GiB as float32).
+MAX_SIDE = 8192
+MAX_BANDS = 4096
+MAX_VOXELS = 2**28
+
+
+def _int_arg(what: str, v) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise DataError(f"synthetic scene {what} must be an integer, got {v!r}")
+    return int(v)
+
+
 def _check_size(size) -> tuple[int, int]:
-    rows, cols = (size, size) if np.isscalar(size) else tuple(size)
-    rows, cols = int(rows), int(cols)
+    if np.isscalar(size):
+        rows = cols = size
+    else:
+        try:
+            rows, cols = tuple(size)
+        except (TypeError, ValueError):
+            raise DataError(f"synthetic scene size is an integer or a (rows, cols) pair, got {size!r}") from None
+    rows, cols = _int_arg("size", rows), _int_arg("size", cols)
     if rows < 2 or cols < 2:
         raise DataError(f"synthetic scene size must be at least 2x2, got {rows}x{cols}")
+    if rows > MAX_SIDE or cols > MAX_SIDE:
+        raise DataError(f"synthetic scene size {rows}x{cols} exceeds the limit of {MAX_SIDE} pixels per side")
     return rows, cols
 
 
@@ -196,15 +217,23 @@ def synthetic_components(size: int | tuple[int, int] = 128, bands: int = 31, end
                          wavelength_range=(400.0, 700.0)) -> dict:
     """The parts of a synthetic scene: wavelengths, spectra (bands, E), abundances (E, rows, cols), picks."""
     rows, cols = _check_size(size)
-    bands, endmembers, seed = int(bands), int(endmembers), int(seed)
+    bands, endmembers, seed = _int_arg("bands", bands), _int_arg("endmembers", endmembers), _int_arg("seed", seed)
     if bands < 1:
         raise DataError(f"synthetic scene needs at least 1 band, got {bands}")
+    if bands > MAX_BANDS:
+        raise DataError(f"synthetic scene has {bands} bands; the limit is {MAX_BANDS}")
+    if rows * cols * max(bands, endmembers) > MAX_VOXELS:
+        raise DataError(f"synthetic scene {rows}x{cols}x{bands} has {rows * cols * max(bands, endmembers)} values "
+                        f"(with {endmembers} endmembers); the limit is {MAX_VOXELS} (2**28)")
     if not 1 <= endmembers <= 50:
         raise DataError(f"synthetic scene endmembers must be in 1..50, got {endmembers}")
     if seed < 0:
         raise DataError(f"synthetic scene seed must be >= 0, got {seed}")
-    lo, hi = (float(v) for v in wavelength_range)
-    if not hi > lo > 0:
+    try:
+        lo, hi = (float(v) for v in wavelength_range)
+    except (TypeError, ValueError):
+        raise DataError(f"wavelength_range must be (lo, hi) in nm, got {wavelength_range!r}") from None
+    if not (np.isfinite(hi) and hi > lo > 0):
         raise DataError(f"wavelength_range must be (lo, hi) with 0 < lo < hi nm, got {wavelength_range}")
     centres = np.linspace(lo, hi, bands) if bands > 1 else np.array([(lo + hi) / 2.0])
     ss_lib, ss_space = np.random.SeedSequence(seed).spawn(2)
