@@ -213,22 +213,50 @@ def _check_size(size) -> tuple[int, int]:
     return rows, cols
 
 
-def synthetic_components(size: int | tuple[int, int] = 128, bands: int = 31, endmembers: int = 5, seed: int = 0,
-                         wavelength_range=(400.0, 700.0)) -> dict:
-    """The parts of a synthetic scene: wavelengths, spectra (bands, E), abundances (E, rows, cols), picks."""
+def check_synthetic_params(size=128, bands: int = 31, endmembers: int = 5, seed: int = 0) -> tuple[int, int, int, int, int]:
+    """Validate the generator's arguments without generating anything.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Side, or (rows, cols); each in [2, MAX_SIDE].
+    bands, endmembers, seed : int
+        ``1 ≤ bands ≤ MAX_BANDS``, ``1 ≤ endmembers ≤ 50``, ``seed ≥ 0``; at most MAX_VOXELS values.
+
+    Returns
+    -------
+    (rows, cols, bands, endmembers, seed)
+
+    Raises
+    ------
+    DataError
+        Naming the argument and the limit.
+
+    Example
+    -------
+    >>> check_synthetic_params(64, 31)
+    (64, 64, 31, 5, 0)
+    """
     rows, cols = _check_size(size)
     bands, endmembers, seed = _int_arg("bands", bands), _int_arg("endmembers", endmembers), _int_arg("seed", seed)
     if bands < 1:
         raise DataError(f"synthetic scene needs at least 1 band, got {bands}")
     if bands > MAX_BANDS:
         raise DataError(f"synthetic scene has {bands} bands; the limit is {MAX_BANDS}")
+    if not 1 <= endmembers <= 50:
+        raise DataError(f"synthetic scene endmembers must be in 1..50, got {endmembers}")
     if rows * cols * max(bands, endmembers) > MAX_VOXELS:
         raise DataError(f"synthetic scene {rows}x{cols}x{bands} has {rows * cols * max(bands, endmembers)} values "
                         f"(with {endmembers} endmembers); the limit is {MAX_VOXELS} (2**28)")
-    if not 1 <= endmembers <= 50:
-        raise DataError(f"synthetic scene endmembers must be in 1..50, got {endmembers}")
     if seed < 0:
         raise DataError(f"synthetic scene seed must be >= 0, got {seed}")
+    return rows, cols, bands, endmembers, seed
+
+
+def synthetic_components(size: int | tuple[int, int] = 128, bands: int = 31, endmembers: int = 5, seed: int = 0,
+                         wavelength_range=(400.0, 700.0)) -> dict:
+    """The parts of a synthetic scene: wavelengths, spectra (bands, E), abundances (E, rows, cols), picks."""
+    rows, cols, bands, endmembers, seed = check_synthetic_params(size, bands, endmembers, seed)
     try:
         lo, hi = (float(v) for v in wavelength_range)
     except (TypeError, ValueError):
