@@ -26,9 +26,10 @@ def make_report(results: str | Path, out_dir: str | Path | None = None, title: s
     store = ResultStore(results)
     if not store.jobs_dir.is_dir():
         raise FileNotFoundError(f"no results store at {results} (expected a jobs/ folder)")
+    store.check()  # a damaged job or arrays file fails here, before anything is written
     out = Path(out_dir) if out_dir else store.root / "report"
-    out.mkdir(parents=True, exist_ok=True)
     rows = list(store.rows())
+    out.mkdir(parents=True, exist_ok=True)
     df = load_results(rows)
     if df.empty:
         raise ValueError(f"the results store {results} holds no finished job")

@@ -20,7 +20,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["ResultStore", "atomic_write_text", "jsonable"]
+__all__ = ["ResultStore", "StoreError", "atomic_write_text", "jsonable"]
+
+
+class StoreError(ValueError):
+    """A results store with an unreadable or malformed file (named in the message)."""
 
 
 def jsonable(v: Any) -> Any:
@@ -107,13 +111,51 @@ class ResultStore:
         path = self.arrays_dir / f"{name}.npz"
         if not path.is_file():
             return None
-        with np.load(path) as z:
-            return {k: z[k].astype(np.float32) for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k].astype(np.float32) for k in z.files}
+        except Exception as exc:  # noqa: BLE001 - zipfile/numpy raise many types for a damaged file
+            raise StoreError(f"{path}: unreadable arrays file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+    def _read_row(self, p: Path) -> dict:
+        try:
+            with open(p) as fh:
+                row = json.load(fh)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{p}: unreadable job file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        if not isinstance(row, dict) or not isinstance(row.get("job_id"), str) or not isinstance(row.get("status"), str):
+            raise StoreError(f"{p}: not a job row (a JSON object with 'job_id' and 'status')")
+        return _restore_floats(row)
 
     def rows(self) -> Iterator[dict]:
         for p in sorted(self.jobs_dir.glob("*.json")):
-            with open(p) as fh:
-                yield _restore_floats(json.load(fh))
+            yield self._read_row(p)
+
+    def check(self) -> None:
+        """Read every job row and test every arrays file (zip CRCs); raise :class:`StoreError` naming
+        the first bad file. Lets a reader fail before it writes anything.
+
+        Raises
+        ------
+        StoreError
+            An unreadable or malformed job JSON or arrays file.
+
+        Example
+        -------
+        >>> ResultStore("results/demo").check()  # doctest: +SKIP
+        """
+        import zipfile
+
+        for p in sorted(self.jobs_dir.glob("*.json")):
+            self._read_row(p)
+        for p in sorted(self.arrays_dir.glob("*.npz")) if self.arrays_dir.is_dir() else []:
+            try:
+                with zipfile.ZipFile(p) as zf:
+                    bad = zf.testzip()
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise StoreError(f"{p}: unreadable arrays file ({exc})") from None
+            if bad is not None:
+                raise StoreError(f"{p}: arrays file damaged (bad CRC in {bad})")
 
     def __len__(self) -> int:
         return len(self.finished_ids())
