@@ -93,6 +93,8 @@ def _load_cube(path: str, what: str) -> np.ndarray:
 
         a = load_scene(p, normalize=False, drop_constant=False).cube
     a = np.asarray(a)
+    if a.size == 0:
+        raise CLIError(f"{what}: is empty (shape {a.shape})")
     if a.ndim != 3:
         raise CLIError(f"{what}: expected a (bands, rows, cols) cube, got shape {a.shape}")
     return _check_real(a, what).astype(np.float32, copy=False)
@@ -242,7 +244,10 @@ def cmd_simulate(args) -> int:
     deg = Degradation(scale=args.scale, kernel=args.kernel, sensor=args.sensor, snr_hs=args.snr_hs, snr_ms=args.snr_ms,
                       boundary=args.boundary)
     wl = _wavelengths_arg(args.wavelengths) if args.wavelengths else None
-    scene = load_scene(args.scene, wavelengths=wl)
+    layout = args.layout
+    if layout is None and not args.scene.strip().lower().startswith("synthetic") and Path(args.scene).suffix in (".npy", ".npz"):
+        layout = "CHW"  # NumPy cubes are (bands, rows, cols), as every verb writes and reads them
+    scene = load_scene(args.scene, wavelengths=wl, **({"layout": layout} if layout and layout != "auto" else {}))
     scene = scene.crop_to_multiple(args.scale)
     obs = deg.apply(scene.cube, scene.wavelengths, seed=args.seed, key=scene.name)
     out.mkdir(parents=True, exist_ok=True)
@@ -413,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wavelengths", metavar="FILE|START:STOP",
                    help="band centres (nm) for a scene file without them: a .npy/.txt/.csv list, or START:STOP "
                         "spread evenly over the bands (a .npz may also carry a 'wavelengths' array)")
+    s.add_argument("--layout", choices=["CHW", "HWC", "HCW", "auto"],
+                   help="axis order of the scene file (default: CHW for .npy/.npz, guessed for other formats)")
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.set_defaults(func=cmd_simulate)
 
