@@ -288,7 +288,7 @@ STUDY_CASES = [
 ]
 
 REPORT_CASES = [("npz", "unreadable arrays"), ("json_list", "not a job row"), ("json_empty", "unreadable job"),
-                ("json_no_status", "not a job row")]
+                ("json_no_status", "not a finished job row")]
 
 
 def _format(argv, files, out, study=None):

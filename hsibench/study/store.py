@@ -117,14 +117,16 @@ class ResultStore:
         except Exception as exc:  # noqa: BLE001 - zipfile/numpy raise many types for a damaged file
             raise StoreError(f"{path}: unreadable arrays file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
-    def _read_row(self, p: Path) -> dict:
+    def _read_row(self, p: Path, finished: bool = False) -> dict:
         try:
             with open(p) as fh:
                 row = json.load(fh)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StoreError(f"{p}: unreadable job file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-        if not isinstance(row, dict) or not isinstance(row.get("job_id"), str) or not isinstance(row.get("status"), str):
-            raise StoreError(f"{p}: not a job row (a JSON object with 'job_id' and 'status')")
+        if not isinstance(row, dict) or not isinstance(row.get("job_id"), str):
+            raise StoreError(f"{p}: not a job row (a JSON object with a 'job_id')")
+        if finished and not isinstance(row.get("status"), str):
+            raise StoreError(f"{p}: not a finished job row (no 'status')")
         return _restore_floats(row)
 
     def rows(self) -> Iterator[dict]:
@@ -147,7 +149,7 @@ class ResultStore:
         import zipfile
 
         for p in sorted(self.jobs_dir.glob("*.json")):
-            self._read_row(p)
+            self._read_row(p, finished=True)
         for p in sorted(self.arrays_dir.glob("*.npz")) if self.arrays_dir.is_dir() else []:
             try:
                 with zipfile.ZipFile(p) as zf:
