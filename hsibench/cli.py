@@ -1,7 +1,9 @@
 """``hsibench`` command line: list, simulate, fuse, metrics, run, report, demo.
 
-Thin by design: it parses arguments and calls the package. Bad input ends with a one-line message
-on stderr and exit code 2 (set HSIBENCH_DEBUG=1 for the traceback).
+Thin by design: it parses arguments and calls the package. Bad input (a bad argument, file, array
+or study) ends with one line on stderr and exit code 2, and nothing written; warnings raised while
+a command fails are dropped so they never precede that line (on success they are shown). Set
+HSIBENCH_DEBUG=1 for the traceback.
 """
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +26,78 @@ class CLIError(ValueError):
     """A user-facing error."""
 
 
+class UsageError(CLIError):
+    """A command line argparse refuses (unknown flag, missing or malformed value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage text is not printed; ``main`` reports the message."""
+
+    def error(self, message):  # noqa: D102 - argparse hook
+        verb = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        raise UsageError(f"{verb}{message} (see '{self.prog} --help')")
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _np_load(p: Path, what: str):
+    try:
+        return np.load(p, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise CLIError(f"{what}: {p} is not a readable NumPy file (pickled/object data or not .npy/.npz)") from None
+        raise CLIError(f"{what}: {p} is not a readable NumPy file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CLIError(f"{what}: {p} is not a readable NumPy file ({type(exc).__name__})") from None
+
+
+def _check_real(a: np.ndarray, what: str) -> np.ndarray:
+    """Refuse non-real dtypes, NaN/Inf and finite values float32 cannot hold."""
+    if a.dtype == bool or a.dtype.kind not in "iuf":
+        raise CLIError(f"{what}: must hold real numbers, got dtype {a.dtype}")
+    if a.size == 0:
+        raise CLIError(f"{what}: is empty (shape {a.shape})")
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        if not finite.all():
+            n_nan = int(np.isnan(a).sum())
+            raise CLIError(f"{what}: contains {n_nan} NaN and {a.size - int(finite.sum()) - n_nan} Inf values")
+        if float(np.abs(a).max()) > _F32_MAX:
+            raise CLIError(f"{what}: has finite values beyond the float32 range (max |x| = {float(np.abs(a).max()):.3g} "
+                           "> 3.4e38); rescale the data")
+    return a
+
+
 def _load_cube(path: str, what: str) -> np.ndarray:
     """A (bands, rows, cols) cube from .npy/.npz (key 'cube' or the only array) or any scene file."""
     p = Path(path)
     if not p.exists():
         raise CLIError(f"{what}: file not found: {path}")
+    if p.is_dir() and p.suffix in (".npy", ".npz"):
+        raise CLIError(f"{what}: {path} is a folder, not a NumPy file")
     if p.suffix == ".npy":
-        a = np.load(p, allow_pickle=False)
+        a = _np_load(p, what)
     elif p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
+        z = _np_load(p, what)
+        with z:
             key = "cube" if "cube" in z.files else (z.files[0] if len(z.files) == 1 else None)
             if key is None:
                 raise CLIError(f"{what}: {path} holds {z.files}; expected a 'cube' array")
-            a = z[key]
+            try:
+                a = z[key]
+            except (ValueError, OSError, zipfile.BadZipFile) as exc:
+                raise CLIError(f"{what}: array {key!r} of {path} is unreadable ({exc})") from None
     else:
         from .data import load_scene
 
         a = load_scene(p, normalize=False, drop_constant=False).cube
+    a = np.asarray(a)
+    if a.size == 0:
+        raise CLIError(f"{what}: is empty (shape {a.shape})")
     if a.ndim != 3:
         raise CLIError(f"{what}: expected a (bands, rows, cols) cube, got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.number):
-        raise CLIError(f"{what}: not a numeric array ({a.dtype})")
-    return a.astype(np.float32, copy=False)
+    return _check_real(a, what).astype(np.float32, copy=False)
 
 
 def _load_matrix(path: str | None, what: str) -> np.ndarray | None:
@@ -51,10 +106,67 @@ def _load_matrix(path: str | None, what: str) -> np.ndarray | None:
     p = Path(path)
     if not p.is_file():
         raise CLIError(f"{what}: file not found: {path}")
-    a = np.load(p, allow_pickle=False) if p.suffix == ".npy" else np.loadtxt(p, delimiter=",")
-    if a.ndim != 2 or not np.all(np.isfinite(a)):
-        raise CLIError(f"{what}: expected a finite 2-D array, got shape {a.shape}")
-    return a.astype(np.float64)
+    if p.suffix == ".npy":
+        a = np.asarray(_np_load(p, what))
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an empty file warns before it is refused below
+                a = np.loadtxt(p, delimiter=",", ndmin=2)
+        except ValueError as exc:
+            raise CLIError(f"{what}: {path} is not a CSV of numbers ({str(exc).splitlines()[0]})") from None
+    if a.ndim != 2:
+        raise CLIError(f"{what}: expected a 2-D array, got shape {a.shape}")
+    return _check_real(a, what).astype(np.float64)
+
+
+def _positive_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return n
+
+
+def _nonneg_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return n
+
+
+def _wavelengths_arg(v: str, bands_hint: int | None = None):
+    """``START:STOP`` (nm, evenly spaced over the bands) or a file (.npy, or text/CSV of numbers)."""
+    if ":" in v and not Path(v).exists():
+        parts = v.split(":")
+        try:
+            lo, hi = (float(x) for x in parts)
+        except ValueError:
+            raise CLIError(f"--wavelengths: expected START:STOP in nm or a file, got {v!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+            raise CLIError(f"--wavelengths: START:STOP must satisfy 0 < START < STOP (nm), got {v!r}")
+        return f"{lo!r}:{hi!r}"
+    p = Path(v)
+    if not p.is_file():
+        raise CLIError(f"--wavelengths: file not found: {v} (or give START:STOP in nm)")
+    if p.suffix == ".npy":
+        wl = np.asarray(_np_load(p, "--wavelengths"))
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wl = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
+        except ValueError as exc:
+            raise CLIError(f"--wavelengths: {v} is not a list of numbers ({str(exc).splitlines()[0]})") from None
+    wl = _check_real(np.asarray(wl), "--wavelengths").astype(np.float64).ravel()
+    if np.any(wl <= 0):
+        raise CLIError("--wavelengths: wavelengths must be positive (nm)")
+    return wl
 
 
 def _snr_arg(v: str) -> float | None:
@@ -110,16 +222,34 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _check_output(path: Path, folder: bool) -> None:
+    """Fail before any work when the output cannot be written where asked."""
+    if folder and path.exists() and not path.is_dir():
+        raise CLIError(f"-o {path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise CLIError(f"-o {path}: is a folder; give a .npy file name")
+    parent = path if folder and path.exists() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise CLIError(f"-o {path}: {parent} is not a folder")
+
+
 def cmd_simulate(args) -> int:
     from .data import load_scene
     from .degrade import Degradation
 
-    scene = load_scene(args.scene)
+    out = Path(args.output)
+    _check_output(out, folder=True)
     deg = Degradation(scale=args.scale, kernel=args.kernel, sensor=args.sensor, snr_hs=args.snr_hs, snr_ms=args.snr_ms,
                       boundary=args.boundary, srf_sampling=args.srf_sampling)
+    wl = _wavelengths_arg(args.wavelengths) if args.wavelengths else None
+    layout = args.layout
+    if layout is None and not args.scene.strip().lower().startswith("synthetic") and Path(args.scene).suffix in (".npy", ".npz"):
+        layout = "CHW"  # NumPy cubes are (bands, rows, cols), as every verb writes and reads them
+    scene = load_scene(args.scene, wavelengths=wl, **({"layout": layout} if layout and layout != "auto" else {}))
     scene = scene.crop_to_multiple(args.scale)
     obs = deg.apply(scene.cube, scene.wavelengths, seed=args.seed, key=scene.name)
-    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "gt.npy", scene.cube.astype(np.float32))
     np.save(out / "lr.npy", obs.lr)
@@ -138,11 +268,29 @@ def cmd_simulate(args) -> int:
 
 def cmd_fuse(args) -> int:
     from .methods import Context, create_method
+    from .methods.base import check_device
 
+    out = Path(args.output)
+    _check_output(out, folder=False)
+    check_device(args.device)
+    method = create_method(args.method, preset=args.preset, **dict(args.param or []))
     lr = _load_cube(args.lr, "--lr")
     msi = _load_cube(args.msi, "--msi")
     psf = _load_matrix(args.psf, "--psf")
     srf = _load_matrix(args.srf, "--srf")
+    if psf is not None:
+        from .degrade.psf import check_kernel
+
+        check_kernel(psf, args.scale)  # 2-D, finite, non-negative, parity; normalised by the method wrapper
+        if abs(psf.sum() - 1.0) > 1e-6:
+            print(f"note: --psf sums to {psf.sum():.6g}; normalised to 1")
+    if srf is not None:
+        from .degrade.srf import check_srf
+
+        srf_n, sums = check_srf(srf, (msi.shape[0], lr.shape[0]), "--srf")
+        if np.any(np.abs(sums - 1.0) > 1e-6):
+            print(f"note: --srf rows sum to {np.array2string(sums, precision=4)}; normalised to 1")
+        srf = srf_n
     mode = args.mode or ("oracle" if psf is not None and srf is not None else "blind")
     if mode == "oracle" and (psf is None or srf is None):
         raise CLIError("mode 'oracle' needs both --psf and --srf")
@@ -151,7 +299,6 @@ def cmd_fuse(args) -> int:
     coverage = srf > 0 if srf is not None else None
     if mode == "srf_support" and coverage is None:
         raise CLIError("mode 'srf_support' needs --srf (only its support is used)")
-    method = create_method(args.method, preset=args.preset, **dict(args.param or []))
     ctx = Context(scale=args.scale, mode=mode, psf=psf if mode == "oracle" else None, srf=srf if mode == "oracle" else None,
                   coverage=coverage if mode in ("oracle", "srf_support") else None, seed=args.seed, device=args.device,
                   iterations=args.iterations, progress=not args.quiet)
@@ -160,9 +307,18 @@ def cmd_fuse(args) -> int:
     from .xp import to_numpy
 
     hr = np.asarray(to_numpy(result.hr), dtype=np.float32)
-    out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, hr)
+    if out.suffix != ".npy":  # np.save would append it; say where the file really is
+        out = out.with_name(out.name + ".npy")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, hr)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     print(f"{args.method} ({mode}) -> {out} {hr.shape} in {time.perf_counter() - t0:.2f} s")
     return 0
 
@@ -275,7 +431,7 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="hsibench", description="Benchmark suite for unsupervised hyperspectral super-resolution.")
+    p = _Parser(prog="hsibench", description="Benchmark suite for unsupervised hyperspectral super-resolution.")
     p.add_argument("--version", action="version", version=f"hsibench {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
 
@@ -286,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="degrade a scene into LrHSI + HrMSI")
     s.add_argument("scene", help="a scene file any loader reads, or 'synthetic[:<size>x<bands>[:seed]]'")
-    s.add_argument("--scale", type=int, required=True)
+    s.add_argument("--scale", type=_positive_int, required=True)
     s.add_argument("--kernel", default="gauss_fwhm", help="PSF preset (see 'hsibench list psfs')")
     s.add_argument("--sensor", default="landsat8_bgr")
     s.add_argument("--snr-hs", type=_snr_arg, default=None, help="LrHSI SNR in dB (default: no noise)")
@@ -295,7 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--srf-sampling", default="hs_bands", choices=["hs_bands", "fine"],
                    help="HrMSI from the SRF matrix on the HS bands (default) or the sensor response integrated on a "
                         "1 nm grid (srf.npy is then its best matrix approximation)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_nonneg_int, default=0)
+    s.add_argument("--wavelengths", metavar="FILE|START:STOP",
+                   help="band centres (nm) for a scene file without them: a .npy/.txt/.csv list, or START:STOP "
+                        "spread evenly over the bands (a .npz may also carry a 'wavelengths' array)")
+    s.add_argument("--layout", choices=["CHW", "HWC", "HCW", "auto"],
+                   help="axis order of the scene file (default: CHW for .npy/.npz, guessed for other formats)")
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.set_defaults(func=cmd_simulate)
 
@@ -303,15 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", required=True)
     s.add_argument("--lr", required=True, help="LrHSI (bands, rows, cols) .npy")
     s.add_argument("--msi", required=True, help="HrMSI (bands, rows, cols) .npy")
-    s.add_argument("--scale", type=int, required=True)
+    s.add_argument("--scale", type=_positive_int, required=True)
     s.add_argument("--mode", choices=["oracle", "srf_support", "blind", "estimated"])
     s.add_argument("--psf", help="PSF .npy (oracle mode)")
     s.add_argument("--srf", help="SRF .npy, MS bands x HS bands (oracle; its support in srf_support)")
     s.add_argument("--preset", default="default")
     s.add_argument("--param", type=_param_arg, action="append", help="method parameter KEY=VALUE (JSON value)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--iterations", type=int, default=None)
+    s.add_argument("--seed", type=_nonneg_int, default=0)
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA must be present)")
+    s.add_argument("--iterations", type=_positive_int, default=None)
     s.add_argument("--quiet", action="store_true")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(func=cmd_fuse)
@@ -319,15 +480,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("metrics", help="score an estimate against the ground truth")
     s.add_argument("gt")
     s.add_argument("est")
-    s.add_argument("--scale", type=int, required=True)
+    s.add_argument("--scale", type=_positive_int, required=True)
     s.add_argument("--preset", default="hsibench")
-    s.add_argument("--crop", type=int, default=0)
+    s.add_argument("--crop", type=_nonneg_int, default=0)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_metrics)
 
     def runner_opts(s, workers=1):
-        s.add_argument("--workers", type=int, default=workers, help=f"local worker processes (default {workers})")
-        s.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
+        s.add_argument("--workers", type=_positive_int, default=workers, help=f"local worker processes (default {workers})")
+        s.add_argument("--threads", type=_positive_int, default=None, help="threads per worker (default: cores / workers)")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("run", help="run a study file (TOML/YAML/JSON) into a results store")
@@ -359,8 +520,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_line_warnings() -> None:
     """Show the store's warnings (corrupt files, mixed code versions) as one line each."""
-    import warnings
-
     from .study.store import StoreWarning
 
     show = warnings.showwarning
@@ -377,12 +536,36 @@ def _one_line_warnings() -> None:
     warnings.showwarning = showwarning
 
 
+#: Exceptions that mean "this input cannot be used" (exit 2), as opposed to a bug (exit 1).
+_USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError, EOFError, zipfile.BadZipFile, MemoryError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    if isinstance(exc, MemoryError):
+        return f"not enough memory for this input ({text or 'MemoryError'})"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.verb in ("run", "report", "demo"):
-        _one_line_warnings()
+    """Run the ``hsibench`` command line; returns the exit code (0 ok, 1 failed jobs or an internal
+    error, 2 bad input, 3 jobs lost)."""
+    _one_line_warnings()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        code = _main(argv)
+    if code != 2:  # a bad input's warnings would only precede its one-line message
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("hsibench: interrupted", file=sys.stderr)
@@ -390,8 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for the user; HSIBENCH_DEBUG=1 shows the traceback
         if os.environ.get("HSIBENCH_DEBUG"):
             raise
-        user = isinstance(exc, (ValueError, FileNotFoundError, KeyError, OSError))
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        user = isinstance(exc, _USER_ERRORS)
+        msg = _one_line(exc)
         print(f"hsibench: error: {msg}" if user else f"hsibench: internal error: {type(exc).__name__}: {msg}", file=sys.stderr)
         return 2 if user else 1
 

@@ -346,6 +346,35 @@ def _zhu_to_chw(raw: _Raw, path: Path) -> tuple[np.ndarray, list[str]]:
     return cube, steps
 
 
+_WL_RANGE = re.compile(r"^\s*([-+0-9.eE]+)\s*:\s*([-+0-9.eE]+)\s*$")
+
+
+def _wavelength_range(spec: str, bands: int) -> np.ndarray | None:
+    """``"START:STOP"`` (nm) -> ``bands`` evenly spaced centres; None if ``spec`` is not of that form."""
+    m = _WL_RANGE.match(spec)
+    if not m:
+        return None
+    try:
+        lo, hi = float(m.group(1)), float(m.group(2))
+    except ValueError:
+        raise DataError(f"wavelength range {spec!r}: START and STOP must be numbers (nm)") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+        raise DataError(f"wavelength range {spec!r}: needs 0 < START < STOP (nm)")
+    return np.linspace(lo, hi, bands) if bands > 1 else np.array([(lo + hi) / 2.0])
+
+
+def _check_user_wavelengths(wl, bands: int, where: str) -> np.ndarray:
+    try:
+        wl = np.asarray(wl, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: wavelengths must be numbers (nm)") from None
+    if wl.size != bands:
+        raise DataError(f"{where}: {wl.size} wavelengths given for {bands} bands")
+    if not (np.all(np.isfinite(wl)) and np.all(wl > 0)):
+        raise DataError(f"{where}: wavelengths must be finite and positive (nm)")
+    return wl
+
+
 def _band_numbers(raw: _Raw, bands: int) -> tuple[str, np.ndarray] | None:
     for name in catalog.INDEX_VARS:
         if name in raw.aux:
@@ -362,15 +391,14 @@ def _resolve_wavelengths(raw: _Raw, path: Path, bands: int, entry: dict | None, 
     if numbers is not None:
         prov["band_numbers_1based"] = {"variable": numbers[0], "values": numbers[1].tolist()}
     if user_wl is not None:
+        if isinstance(user_wl, str) and _wavelength_range(user_wl, bands) is not None:
+            return _wavelength_range(user_wl, bands), f"user (evenly spaced {user_wl} nm)"
         if isinstance(user_wl, str):
             got = catalog.dataset_wavelengths(user_wl, bands)
             if got is None:
                 raise DataError(f"dataset '{user_wl}' has no wavelength model for {bands} bands")
             return got[0], f"{got[1]} (requested)"
-        wl = np.asarray(user_wl, dtype=np.float64).ravel()
-        if wl.size != bands:
-            raise DataError(f"{path.name}: {wl.size} wavelengths given for {bands} bands")
-        return wl, "user (wavelengths= argument)"
+        return _check_user_wavelengths(user_wl, bands, path.name), "user (wavelengths= argument)"
     if raw.file_wavelengths is not None:
         wl, src = _wl_to_nm(raw.file_wavelengths, raw.wl_units)
         if wl.size == bands:
@@ -500,9 +528,8 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
         except TypeError as exc:
             raise DataError(f"synthetic source: {exc}") from exc
         if wavelengths is not None:
-            wl = np.asarray(wavelengths, dtype=np.float64).ravel()
-            if wl.size != scene.bands:
-                raise DataError(f"{wl.size} wavelengths given for {scene.bands} synthetic bands")
+            rng_wl = _wavelength_range(wavelengths, scene.bands) if isinstance(wavelengths, str) else None
+            wl = rng_wl if rng_wl is not None else _check_user_wavelengths(wavelengths, scene.bands, "synthetic scene")
             scene = Scene(scene.cube, wl, scene.name, {**scene.provenance, "wavelength_source": "user"},
                           scene.scaling)
         if not normalize:  # back to reflectance units
@@ -528,6 +555,8 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     file_shape, file_dtype = list(arr.shape), str(arr.dtype)
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise DataError(f"{path.name}: variable '{raw.variable}' is not real numeric (dtype {arr.dtype})")
+    if arr.size == 0:
+        raise DataError(f"{path.name}: the array is empty (shape {_fmt_shape(arr.shape)})")
     steps = list(raw.prov.pop("layout_steps", []))
     zhu = lay == "zhu" or (lay is None and arr.ndim == 2 and "nRow" in raw.aux and "nCol" in raw.aux)
     if zhu:
@@ -564,6 +593,9 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
         n_bad = int((~np.isfinite(cube)).sum())
         what = f"'{raw.variable}' " if raw.variable else ""
         raise DataError(f"{path.name}: array {what}contains {n_bad} NaN/Inf values")
+    if not normalize and cube.dtype.kind == "f" and float(np.abs(cube).max()) > float(np.finfo(np.float32).max):
+        raise DataError(f"{path.name}: finite values beyond the float32 range (max |x| = {float(np.abs(cube).max()):.3g}); "
+                        "load it normalised or rescale it")
     bands = cube.shape[0]
     entry = catalog.get_dataset(dataset) if dataset else catalog.match_dataset(path, raw.variable, bands)
     if entry is None and raw.loader == "cave-png" and bands == 31:

@@ -184,27 +184,84 @@ def _abundances(rng: np.random.Generator, rows: int, cols: int, endmembers: int)
 
 # ------------------------------------------------------------------------------- public entry
 
+#: Limits of the generator (checked before anything is allocated): each side ≤ MAX_SIDE pixels,
+#: ≤ MAX_BANDS bands, and ≤ MAX_VOXELS values in the cube (2**28: 1 GiB as float32).
+MAX_SIDE = 8192
+MAX_BANDS = 4096
+MAX_VOXELS = 2**28
+
+
+def _int_arg(what: str, v) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise DataError(f"synthetic scene {what} must be an integer, got {v!r}")
+    return int(v)
+
+
 def _check_size(size) -> tuple[int, int]:
-    rows, cols = (size, size) if np.isscalar(size) else tuple(size)
-    rows, cols = int(rows), int(cols)
+    if np.isscalar(size):
+        rows = cols = size
+    else:
+        try:
+            rows, cols = tuple(size)
+        except (TypeError, ValueError):
+            raise DataError(f"synthetic scene size is an integer or a (rows, cols) pair, got {size!r}") from None
+    rows, cols = _int_arg("size", rows), _int_arg("size", cols)
     if rows < 2 or cols < 2:
         raise DataError(f"synthetic scene size must be at least 2x2, got {rows}x{cols}")
+    if rows > MAX_SIDE or cols > MAX_SIDE:
+        raise DataError(f"synthetic scene size {rows}x{cols} exceeds the limit of {MAX_SIDE} pixels per side")
     return rows, cols
+
+
+def check_synthetic_params(size=128, bands: int = 31, endmembers: int = 5, seed: int = 0) -> tuple[int, int, int, int, int]:
+    """Validate the generator's arguments without generating anything.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Side, or (rows, cols); each in [2, MAX_SIDE].
+    bands, endmembers, seed : int
+        ``1 ≤ bands ≤ MAX_BANDS``, ``1 ≤ endmembers ≤ 50``, ``seed ≥ 0``; at most MAX_VOXELS values.
+
+    Returns
+    -------
+    (rows, cols, bands, endmembers, seed)
+
+    Raises
+    ------
+    DataError
+        Naming the argument and the limit.
+
+    Example
+    -------
+    >>> check_synthetic_params(64, 31)
+    (64, 64, 31, 5, 0)
+    """
+    rows, cols = _check_size(size)
+    bands, endmembers, seed = _int_arg("bands", bands), _int_arg("endmembers", endmembers), _int_arg("seed", seed)
+    if bands < 1:
+        raise DataError(f"synthetic scene needs at least 1 band, got {bands}")
+    if bands > MAX_BANDS:
+        raise DataError(f"synthetic scene has {bands} bands; the limit is {MAX_BANDS}")
+    if not 1 <= endmembers <= 50:
+        raise DataError(f"synthetic scene endmembers must be in 1..50, got {endmembers}")
+    if rows * cols * max(bands, endmembers) > MAX_VOXELS:
+        raise DataError(f"synthetic scene {rows}x{cols}x{bands} has {rows * cols * max(bands, endmembers)} values "
+                        f"(with {endmembers} endmembers); the limit is {MAX_VOXELS} (2**28)")
+    if seed < 0:
+        raise DataError(f"synthetic scene seed must be >= 0, got {seed}")
+    return rows, cols, bands, endmembers, seed
 
 
 def synthetic_components(size: int | tuple[int, int] = 128, bands: int = 31, endmembers: int = 5, seed: int = 0,
                          wavelength_range=(400.0, 700.0)) -> dict:
     """The parts of a synthetic scene: wavelengths, spectra (bands, E), abundances (E, rows, cols), picks."""
-    rows, cols = _check_size(size)
-    bands, endmembers, seed = int(bands), int(endmembers), int(seed)
-    if bands < 1:
-        raise DataError(f"synthetic scene needs at least 1 band, got {bands}")
-    if not 1 <= endmembers <= 50:
-        raise DataError(f"synthetic scene endmembers must be in 1..50, got {endmembers}")
-    if seed < 0:
-        raise DataError(f"synthetic scene seed must be >= 0, got {seed}")
-    lo, hi = (float(v) for v in wavelength_range)
-    if not hi > lo > 0:
+    rows, cols, bands, endmembers, seed = check_synthetic_params(size, bands, endmembers, seed)
+    try:
+        lo, hi = (float(v) for v in wavelength_range)
+    except (TypeError, ValueError):
+        raise DataError(f"wavelength_range must be (lo, hi) in nm, got {wavelength_range!r}") from None
+    if not (np.isfinite(hi) and hi > lo > 0):
         raise DataError(f"wavelength_range must be (lo, hi) with 0 < lo < hi nm, got {wavelength_range}")
     centres = np.linspace(lo, hi, bands) if bands > 1 else np.array([(lo + hi) / 2.0])
     ss_lib, ss_space = np.random.SeedSequence(seed).spawn(2)

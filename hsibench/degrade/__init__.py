@@ -2,21 +2,22 @@
 
 See ``docs/conventions.md`` for the definitions.
 """
-from .degradation import Degradation, Observation, simulate
+from .degradation import Degradation, DegradationError, Observation, simulate
 from .geometry import PSFError, PSFGeometry, as_psf, boundary_index, psf_geometry
 from .noise import add_noise, measured_snr, noise_sigma, seeded_rng
 from .psf import (
-    KERNEL_PRESETS, PSF_PRESETS, KernelError, check_kernel, check_psf, fwhm_to_sigma, gaussian_kernel, list_kernels,
-    list_psfs, make_kernel, make_psf, psf_error, resize_kernel,
+    KERNEL_PRESETS, MAX_KERNEL_SIZE, MAX_SCALE, PSF_PRESETS, KernelError, check_kernel, check_kernel_spec, check_psf,
+    fwhm_to_sigma, gaussian_kernel, list_kernels, list_psfs, make_kernel, make_psf, psf_error, resize_kernel,
 )
 from .spatial import BOUNDARIES, blur_decimate, blur_decimate_adjoint, check_scale, interp_matrix, upsample
-from .srf import SENSORS, SRFError, band_coverage, list_sensors, sensor_curves, srf_error, srf_matrix
+from .srf import SENSORS, SRFError, band_coverage, check_srf, list_sensors, sensor_curves, srf_error, srf_matrix
 
 __all__ = [
-    "Degradation", "Observation", "simulate", "add_noise", "measured_snr", "noise_sigma", "seeded_rng",
-    "PSFError", "PSFGeometry", "as_psf", "boundary_index", "psf_geometry",
+    "Degradation", "DegradationError", "Observation", "simulate", "add_noise", "measured_snr", "noise_sigma",
+    "seeded_rng", "PSFError", "PSFGeometry", "as_psf", "boundary_index", "psf_geometry",
     "PSF_PRESETS", "check_psf", "list_psfs", "make_psf", "psf_error", "fwhm_to_sigma",
-    "KERNEL_PRESETS", "KernelError", "check_kernel", "gaussian_kernel", "list_kernels", "make_kernel", "resize_kernel",
+    "KERNEL_PRESETS", "MAX_KERNEL_SIZE", "MAX_SCALE", "KernelError", "check_kernel", "check_kernel_spec",
+    "gaussian_kernel", "list_kernels", "make_kernel", "resize_kernel",
     "BOUNDARIES", "blur_decimate", "blur_decimate_adjoint", "check_scale", "interp_matrix", "upsample",
-    "SENSORS", "SRFError", "band_coverage", "list_sensors", "sensor_curves", "srf_error", "srf_matrix",
+    "SENSORS", "SRFError", "band_coverage", "check_srf", "list_sensors", "sensor_curves", "srf_error", "srf_matrix",
 ]

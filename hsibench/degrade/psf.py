@@ -37,6 +37,10 @@ __all__ = [
     "make_kernel",
     "list_kernels",
     "check_kernel",
+    "MAX_SCALE",
+    "MAX_KERNEL_SIZE",
+    "check_scale_factor",
+    "check_kernel_spec",
 ]
 
 #: σ = FWHM · FWHM_TO_SIGMA for a Gaussian: 1 / (2·sqrt(2·ln 2)) = 1/2.35482.
@@ -44,6 +48,13 @@ FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 MASS_FRACTION = 0.995
 
 KernelError = PSFError  # older name of the PSF error
+#: Largest scale factor a kernel (and a :class:`~hsibench.degrade.Degradation`) is built for.
+MAX_SCALE = 128
+#: Largest side, in HR pixels, of the grid a kernel preset is generated on (before the 99.5 %-mass
+#: crop). It bounds σ ≤ 25 for ``gauss``/``aniso_gauss``, length ≤ 250 for ``motion``, radius ≤ 125
+#: for ``disk`` and ≤ 15 for ``airy``; the check runs on the arguments, before any allocation.
+MAX_KERNEL_SIZE = 257
+
 
 
 def fwhm_to_sigma(fwhm):
@@ -196,11 +207,83 @@ def _airy(radius: float, scale: int) -> np.ndarray:
     return _crop_to_mass(_supersampled(f, n), scale)
 
 
+def _positive(what: str, v: float) -> None:
+    if not (math.isfinite(v) and v > 0):
+        raise KernelError(f"{what} must be a positive finite number, got {v:g}")
+
+
+def _finite(what: str, v: float) -> None:
+    if not math.isfinite(v):
+        raise KernelError(f"{what} must be a finite number, got {v:g}")
+
+
+def _fits(spec: str, extent: float, scale: int, bound: str) -> None:
+    """Refuse a kernel whose generation grid (:func:`_support_grid`) exceeds MAX_KERNEL_SIZE."""
+    n = _support_grid(extent, scale)
+    if n > MAX_KERNEL_SIZE:
+        raise KernelError(f"{spec} needs a {n}x{n} support grid; kernels are limited to "
+                          f"{MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE} pixels ({bound})")
+
+
+def _check_gauss(s: int, sig: float) -> None:
+    _positive("gauss σ", sig)
+    _fits(f"gauss({sig:g})", 5 * sig, s, "σ ≤ 25")
+
+
+def _check_aniso(s: int, sx: float, sy: float, th: float = 0.0) -> None:
+    _positive("aniso_gauss σx", sx)
+    _positive("aniso_gauss σy", sy)
+    _finite("aniso_gauss θ", th)
+    _fits(f"aniso_gauss({sx:g}, {sy:g}, {th:g})", 5 * max(sx, sy), s, "σ ≤ 25")
+
+
+def _check_motion(s: int, ln: float, ang: float = 0.0) -> None:
+    _positive("motion length", ln)
+    _finite("motion angle", ang)
+    _fits(f"motion({ln:g}, {ang:g})", ln / 2 + 1, s, "length ≤ 250")
+
+
+def _check_disk(s: int, r: float) -> None:
+    _positive("disk radius", r)
+    _fits(f"disk({r:g})", r + 1, s, "radius ≤ 125")
+
+
+def _check_airy(s: int, r: float) -> None:
+    _positive("airy radius", r)
+    _fits(f"airy({r:g})", 8 * r, s, "radius ≤ 15")
+
+
+def _check_gauss_x(s: int, f: float) -> None:
+    _positive("gauss_fwhm_x factor", f)
+    _fits(f"gauss_fwhm_x({f:g})", 5 * f * s * FWHM_TO_SIGMA, s, "f·s ≤ 58")
+
+
+def _check_aniso_x(s: int, fx: float, fy: float, th: float = 0.0) -> None:
+    _positive("aniso_fwhm_x fx", fx)
+    _positive("aniso_fwhm_x fy", fy)
+    _finite("aniso_fwhm_x θ", th)
+    _fits(f"aniso_fwhm_x({fx:g}, {fy:g}, {th:g})", 5 * max(fx, fy) * s * FWHM_TO_SIGMA, s, "f·s ≤ 58")
+
+
+def _check_motion_x(s: int, f: float, ang: float = 0.0) -> None:
+    _positive("motion_x factor", f)
+    _finite("motion_x angle", ang)
+    _fits(f"motion_x({f:g}, {ang:g})", f * s / 2 + 1, s, "f·s ≤ 250")
+
+
+def _check_airy_x(s: int, f: float) -> None:
+    _positive("airy_x factor", f)
+    _fits(f"airy_x({f:g})", 8 * f * s, s, "f·s ≤ 15")
+
+
 @dataclass(frozen=True)
 class _Preset:
     doc: str
     build: Callable[..., np.ndarray]
     nargs: tuple[int, ...] = (0,)
+    #: ``check(scale, *args)`` raises :class:`KernelError` for arguments out of range (non-finite,
+    #: non-positive, a support larger than MAX_KERNEL_SIZE) before anything is allocated.
+    check: Callable[..., None] | None = None
 
 
 KERNEL_PRESETS: dict[str, _Preset] = {
@@ -211,27 +294,32 @@ KERNEL_PRESETS: dict[str, _Preset] = {
         lambda s: gaussian_kernel(2 * s - (s % 2), fwhm_to_sigma(s)),
     ),
     "box": _Preset("s×s average (CycFusion)", lambda s: box_kernel(s)),
-    "gauss": _Preset("gauss(σ): isotropic Gaussian, support ≥ 99.5 % mass", lambda s, sig: _gauss_mass(sig, sig, 0.0, s), (1,)),
+    "gauss": _Preset("gauss(σ): isotropic Gaussian, support ≥ 99.5 % mass", lambda s, sig: _gauss_mass(sig, sig, 0.0, s), (1,),
+                     _check_gauss),
     "aniso_gauss": _Preset(
-        "aniso_gauss(σx, σy, θ°): rotated anisotropic Gaussian", lambda s, sx, sy, th=0.0: _gauss_mass(sx, sy, th, s), (2, 3)
+        "aniso_gauss(σx, σy, θ°): rotated anisotropic Gaussian", lambda s, sx, sy, th=0.0: _gauss_mass(sx, sy, th, s), (2, 3),
+        _check_aniso,
     ),
-    "motion": _Preset("motion(length, angle°): linear motion blur", lambda s, ln, ang=0.0: _motion(ln, ang, s), (1, 2)),
-    "disk": _Preset("disk(radius): uniform disk (defocus)", lambda s, r: _disk(r, s), (1,)),
-    "airy": _Preset("airy(radius): Airy pattern with first zero at radius px", lambda s, r: _airy(r, s), (1,)),
+    "motion": _Preset("motion(length, angle°): linear motion blur", lambda s, ln, ang=0.0: _motion(ln, ang, s), (1, 2),
+                      _check_motion),
+    "disk": _Preset("disk(radius): uniform disk (defocus)", lambda s, r: _disk(r, s), (1,), _check_disk),
+    "airy": _Preset("airy(radius): Airy pattern with first zero at radius px", lambda s, r: _airy(r, s), (1,), _check_airy),
     # Scale-relative shapes (sizes in units of s), so one spec means the same blur at every scale; their
     # support (≥ 99.5 % mass) is wider than the 2s × 2s kernel a blind estimator fits once f ≳ 1.
     "gauss_fwhm_x": _Preset(
         "gauss_fwhm_x(f): isotropic Gaussian, FWHM = f·s, support ≥ 99.5 % mass (f = 2: ~5s wide)",
-        lambda s, f: _scaled_gauss(f, f, 0.0, s), (1,),
+        lambda s, f: _scaled_gauss(f, f, 0.0, s), (1,), _check_gauss_x,
     ),
     "aniso_fwhm_x": _Preset(
         "aniso_fwhm_x(fx, fy, θ°): rotated anisotropic Gaussian, FWHMs fx·s and fy·s, ≥ 99.5 % mass",
-        lambda s, fx, fy, th=0.0: _scaled_gauss(fx, fy, th, s), (2, 3),
+        lambda s, fx, fy, th=0.0: _scaled_gauss(fx, fy, th, s), (2, 3), _check_aniso_x,
     ),
     "motion_x": _Preset(
         "motion_x(f, angle°): linear motion blur of length f·s", lambda s, f, ang=0.0: _motion(f * s, ang, s), (1, 2),
+        _check_motion_x,
     ),
-    "airy_x": _Preset("airy_x(f): Airy pattern with first zero at f·s px", lambda s, f: _airy(f * s, s), (1,)),
+    "airy_x": _Preset("airy_x(f): Airy pattern with first zero at f·s px", lambda s, f: _airy(f * s, s), (1,),
+                      _check_airy_x),
 }
 
 
@@ -259,18 +347,70 @@ def parse_kernel(spec: str) -> tuple[str, tuple[float, ...]]:
             raise KernelError(f"kernel arguments must be numbers: {spec!r}") from exc
     if len(values) not in KERNEL_PRESETS[name].nargs:
         raise KernelError(f"kernel {name!r} takes {KERNEL_PRESETS[name].nargs} arguments, got {len(values)}")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise KernelError(f"kernel arguments must be finite numbers: {spec!r}")
     return name, values
+
+
+def check_scale_factor(scale) -> int:
+    """``scale`` as an int if it is an integer in [1, MAX_SCALE] (not a bool, not a float); else raise.
+
+    Raises
+    ------
+    KernelError
+        For a bool, a non-integer, or a value outside [1, MAX_SCALE].
+    """
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, np.integer)):
+        raise KernelError(f"scale must be an integer, got {scale!r} ({type(scale).__name__})")
+    if not 1 <= scale <= MAX_SCALE:
+        raise KernelError(f"scale must be in 1..{MAX_SCALE}, got {scale}")
+    return int(scale)
+
+
+def check_kernel_spec(spec: str, scale: int) -> None:
+    """Validate a kernel spec for ``scale`` without building it: preset, argument count, finite
+    arguments in range, support within MAX_KERNEL_SIZE.
+
+    Parameters
+    ----------
+    spec : str
+        A preset spec such as ``"gauss_fwhm"`` or ``"motion(7, 30)"``.
+    scale : int
+        The scale factor, in [1, MAX_SCALE].
+
+    Raises
+    ------
+    KernelError
+        Naming the preset, argument or limit at fault.
+
+    Example
+    -------
+    >>> check_kernel_spec("gauss(1.5)", 4)
+    """
+    scale = check_scale_factor(scale)
+    if not isinstance(spec, str):
+        raise KernelError(f"a kernel spec is a string such as 'gauss_fwhm' or 'motion(7, 30)', got {spec!r}")
+    name, args = parse_kernel(spec)
+    preset = KERNEL_PRESETS[name]
+    if preset.check is not None:
+        preset.check(scale, *args)
 
 
 def make_kernel(spec: str | np.ndarray, scale: int) -> np.ndarray:
     """Build the PSF named by ``spec`` for scale ``scale`` (or validate an explicit array)."""
-    if scale < 1 or int(scale) != scale:
-        raise KernelError(f"scale must be a positive integer, got {scale}")
-    scale = int(scale)
+    if isinstance(scale, float) and scale.is_integer():  # an exact float keeps working in the API
+        scale = int(scale)
+    scale = check_scale_factor(scale)
     if not isinstance(spec, str):
         return check_kernel(spec, scale)
+    check_kernel_spec(spec, scale)
     name, args = parse_kernel(spec)
-    return check_kernel(KERNEL_PRESETS[name].build(scale, *args), scale)
+    k = check_kernel(KERNEL_PRESETS[name].build(scale, *args), scale)
+    if max(k.shape) > MAX_KERNEL_SIZE:
+        raise KernelError(f"kernel {spec!r} is {k.shape[0]}x{k.shape[1]}; kernels are limited to "
+                          f"{MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE} pixels")
+    return k
 
 
 def list_kernels() -> dict[str, str]:

@@ -34,6 +34,8 @@ __all__ = [
     "SRF_SAMPLINGS",
     "FINE_STEP_NM",
     "fine_grid_msi",
+    "check_srf",
+    "MAX_MS_BANDS",
 ]
 
 #: How the HrMSI is synthesised from the cube: the SRF matrix on the HS band centres, or the
@@ -41,6 +43,11 @@ __all__ = [
 SRF_SAMPLINGS = ("hs_bands", "fine")
 #: Step (nm) of the fine wavelength grid of ``srf_sampling = "fine"``.
 FINE_STEP_NM = 1.0
+#: Most bands a ``gauss:`` sensor spec may define.
+MAX_MS_BANDS = 256
+#: Centres of ``gauss:`` bands lie in (0, MAX_WAVELENGTH_NM] nm; FWHMs in (0, MAX_FWHM_NM] nm.
+MAX_WAVELENGTH_NM = 100_000.0
+MAX_FWHM_NM = 10_000.0
 
 
 class SRFError(ValueError):
@@ -60,14 +67,21 @@ class SensorCurves:
 
 def srf_from_curves(curves: SensorCurves, hs_wavelengths: Sequence[float]) -> np.ndarray:
     """Sample each response at the HS band centres (linear, zero outside), rows normalised to sum 1."""
-    wl = np.asarray(hs_wavelengths, dtype=np.float64)
+    try:
+        wl = np.asarray(hs_wavelengths, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SRFError("HS wavelengths must be a non-empty 1-D vector of numbers (nm)") from None
     if wl.ndim != 1 or wl.size == 0:
         raise SRFError("HS wavelengths must be a non-empty 1-D vector (nm)")
+    if not np.all(np.isfinite(wl)):
+        raise SRFError("HS wavelengths contain NaN or Inf")
+    if not (np.all(np.isfinite(curves.wavelengths)) and np.all(np.isfinite(curves.responses))):
+        raise SRFError(f"sensor {curves.name}: response curves contain NaN or Inf")
     rows = []
     for name, resp in zip(curves.band_names, curves.responses):
         r = np.interp(wl, curves.wavelengths, np.clip(resp, 0, None), left=0.0, right=0.0)
         total = r.sum()
-        if total <= 0:
+        if not (np.isfinite(total) and total > 0):
             raise SRFError(
                 f"MS band {name!r} of {curves.name} ({_span(curves.wavelengths, resp)}) overlaps no HS band "
                 f"({wl.min():.0f}-{wl.max():.0f} nm)"
@@ -121,9 +135,15 @@ def read_curves_csv(path: str | Path, name: str | None = None) -> SensorCurves:
             header = parts
     if not rows:
         raise SRFError(f"{path}: no numeric rows")
+    if len({len(r) for r in rows}) != 1:
+        raise SRFError(f"{path}: rows have different numbers of columns")
     a = np.asarray(rows, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] < 2:
         raise SRFError(f"{path}: expected columns 'wavelength, band1, ...'")
+    if not np.all(np.isfinite(a)):
+        raise SRFError(f"{path}: contains NaN or Inf")
+    if a[:, 0].min() <= 0:
+        raise SRFError(f"{path}: wavelengths must be positive")
     wl = a[:, 0] * (1000.0 if a[:, 0].max() < 30 else 1.0)
     order = np.argsort(wl)
     names = tuple(header[1 : a.shape[1]]) if header and len(header) >= a.shape[1] else tuple(
@@ -219,22 +239,39 @@ SENSORS: dict[str, tuple[str, Callable[[], SensorCurves]]] = {
     "nikon_d700": ("Nikon D700 measured RGB (CSV from the data folder; not bundled)", _nikon_d700),
 }
 
-_GAUSS_SPEC = re.compile(r"^gauss:([\d.,\s]+):([\d.,\s]+)$")
+def _gauss_spec(name: str) -> SensorCurves:
+    """Parse ``gauss:c1,c2,...:fwhm[,...]`` with every number finite and in range."""
+    parts = name.replace(" ", "").split(":")
+    if len(parts) != 3:
+        raise SRFError(f"{name!r}: a Gaussian sensor is 'gauss:C1,C2,...:FWHM' (nm)")
+    try:
+        centres = [float(v) for v in parts[1].split(",") if v]
+        fwhm = [float(v) for v in parts[2].split(",") if v]
+    except ValueError:
+        raise SRFError(f"{name!r}: centres and FWHMs must be numbers (nm)") from None
+    if not centres or not fwhm:
+        raise SRFError(f"{name!r}: give at least one centre and one FWHM (nm)")
+    if len(centres) > MAX_MS_BANDS:
+        raise SRFError(f"{name!r}: {len(centres)} bands; a Gaussian sensor has at most {MAX_MS_BANDS}")
+    if len(fwhm) not in (1, len(centres)):
+        raise SRFError(f"{name!r}: give one FWHM or one per centre")
+    if not all(math.isfinite(c) and 0 < c <= MAX_WAVELENGTH_NM for c in centres):
+        raise SRFError(f"{name!r}: band centres must be finite and in (0, {MAX_WAVELENGTH_NM:g}] nm")
+    if not all(math.isfinite(f) and 0 < f <= MAX_FWHM_NM for f in fwhm):
+        raise SRFError(f"{name!r}: FWHMs must be finite and in (0, {MAX_FWHM_NM:g}] nm")
+    return gaussian_curves(centres, fwhm if len(fwhm) > 1 else fwhm[0], name)
 
 
 def sensor_curves(name: str | SensorCurves) -> SensorCurves:
     """Resolve a sensor: a registered name, ``gauss:c1,c2,...:fwhm[,...]``, or a CSV path."""
     if isinstance(name, SensorCurves):
         return name
+    if not isinstance(name, str):
+        raise SRFError(f"a sensor is a name, a 'gauss:...' spec or a CSV path, got {name!r}")
     if name in SENSORS:
         return SENSORS[name][1]()
-    m = _GAUSS_SPEC.match(name.replace(" ", ""))
-    if m:
-        centres = [float(v) for v in m.group(1).split(",") if v]
-        fwhm = [float(v) for v in m.group(2).split(",") if v]
-        if len(fwhm) not in (1, len(centres)):
-            raise SRFError(f"{name!r}: give one FWHM or one per centre")
-        return gaussian_curves(centres, fwhm if len(fwhm) > 1 else fwhm[0], name)
+    if name.replace(" ", "").lower().startswith("gauss:"):
+        return _gauss_spec(name)
     if name.lower().endswith((".csv", ".txt")) or Path(name).is_file():
         return read_curves_csv(name)
     raise SRFError(f"unknown sensor {name!r}; known: {', '.join(SENSORS)}, 'gauss:C1,C2,...:FWHM' or a CSV path")
@@ -243,6 +280,58 @@ def sensor_curves(name: str | SensorCurves) -> SensorCurves:
 def srf_matrix(sensor: str | SensorCurves, hs_wavelengths: Sequence[float]) -> np.ndarray:
     """SRF matrix R (MS bands × HS bands) of ``sensor`` on the HS band centres, rows summing to 1."""
     return srf_from_curves(sensor_curves(sensor), hs_wavelengths)
+
+
+def check_srf(srf, shape: tuple[int, int] | None = None, what: str = "SRF") -> tuple[np.ndarray, np.ndarray]:
+    """Validate a user SRF (MS bands × HS bands) and return it with rows normalised to sum 1.
+
+    Rows are normalised exactly as PSFs are (divided by their sum), so a response given in any
+    units is accepted; the original row sums are returned so a caller can report the change.
+
+    Parameters
+    ----------
+    srf : array_like
+        (MS bands, HS bands) real, finite, non-negative, no all-zero row.
+    shape : (int, int), optional
+        The required shape.
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    normalised : ndarray
+        float64, rows summing to 1.
+    sums : ndarray
+        The row sums of the input.
+
+    Raises
+    ------
+    SRFError
+        For a non-real dtype, wrong shape, NaN/Inf, negative entries or an all-zero row.
+
+    Example
+    -------
+    >>> r, sums = check_srf([[1.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    >>> r.tolist(), sums.tolist()
+    ([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], [2.0, 2.0])
+    """
+    a = np.asarray(srf)
+    if a.dtype == bool or a.dtype.kind not in "iuf":
+        raise SRFError(f"{what} must hold real numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if a.ndim != 2 or 0 in a.shape:
+        raise SRFError(f"{what} must be a non-empty 2-D (MS bands, HS bands) matrix, got shape {a.shape}")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise SRFError(f"{what} shape {a.shape} does not match (MS bands, HS bands) = {tuple(shape)}")
+    if not np.all(np.isfinite(a)):
+        raise SRFError(f"{what} contains NaN or Inf")
+    if np.any(a < 0):
+        r, c = (int(i) for i in np.argwhere(a < 0)[0])
+        raise SRFError(f"{what} has negative entries (first at MS band {r}, HS band {c}: {a[r, c]:g})")
+    sums = a.sum(axis=1)
+    if np.any(sums <= 0):
+        raise SRFError(f"{what} row {int(np.flatnonzero(sums <= 0)[0])} is all zero (an MS band that sees no HS band)")
+    return a / sums[:, None], sums
 
 
 def band_coverage(srf: np.ndarray, threshold: float = 0.0) -> np.ndarray:

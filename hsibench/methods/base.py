@@ -8,6 +8,9 @@ allows, and times the call, so every method is held to the same contract.
 from __future__ import annotations
 
 import copy
+import math
+import numbers
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,6 +29,7 @@ __all__ = [
     "InputError",
     "validate_inputs",
     "run_method",
+    "check_device",
 ]
 
 KNOWLEDGE_MODES = ("oracle", "srf_support", "blind", "estimated")
@@ -41,6 +45,56 @@ class NotApplicable(RuntimeError):
 
 class InputError(ValueError):
     """Bad inputs: NaN/Inf, shape or band mismatch, a scale that does not divide the image."""
+
+
+_DEVICE = re.compile(r"^cuda(?::(\d+))?$")
+
+
+def check_device(name, require_available: bool = True) -> str:
+    """Validate a device name: ``cpu``, ``auto``, ``cuda`` or ``cuda:N``; return it lower-cased.
+
+    Parameters
+    ----------
+    name : str
+        The device name.
+    require_available : bool
+        Also check that a CUDA device exists (torch is imported only for ``cuda`` names).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InputError
+        For an unknown name, or a CUDA device that this machine does not have.
+
+    Example
+    -------
+    >>> check_device("CPU")
+    'cpu'
+    """
+    if not isinstance(name, str):
+        raise InputError(f"device must be a string such as 'cpu' or 'cuda', got {name!r}")
+    n = name.strip().lower()
+    if n in ("cpu", "auto"):
+        return n
+    m = _DEVICE.match(n)
+    if not m:
+        raise InputError(f"unknown device {name!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    if require_available:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"device {name!r} is not available: no CUDA GPU visible to torch {torch.__version__}; "
+                             "use device 'cpu'")
+        if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+            raise InputError(f"device {name!r} is not available: {torch.cuda.device_count()} CUDA device(s)")
+    return n
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
 @dataclass
@@ -108,6 +162,13 @@ class Context:
     def __post_init__(self):
         if self.mode not in KNOWLEDGE_MODES:
             raise InputError(f"unknown knowledge mode {self.mode!r}; use one of {KNOWLEDGE_MODES}")
+        if not _is_int(self.scale) or self.scale < 1:
+            raise InputError(f"scale must be a positive integer, got {self.scale!r}")
+        if self.iterations is not None and (not _is_int(self.iterations) or self.iterations < 1):
+            raise InputError(f"iterations must be a positive integer (or None for the preset's), got {self.iterations!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        self.device = check_device(self.device)
         if self.psf is not None and not self.knowledge_source.get("psf"):
             self.knowledge_source["psf"] = "true" if self.mode == "oracle" else "given"
         if self.srf is not None and not self.knowledge_source.get("srf"):
@@ -172,6 +233,8 @@ class Method:
         if unknown:
             raise InputError(f"{self.name}: unknown parameters {sorted(unknown)}; known: {sorted(defaults)}")
         preset_values = dict(defaults)
+        for k, v in params.items():
+            self._check_param(k, v)
         defaults.update(params)
         self.preset = preset
         self.params = defaults
@@ -207,6 +270,35 @@ class Method:
         """A tag the result label carries besides the preset (e.g. where a learned prior came from);
         ``None`` for most methods."""
         return None
+
+    @classmethod
+    def _check_param(cls, key: str, value) -> None:
+        """Refuse a parameter value whose type no preset uses for ``key`` (no silent coercion):
+        a bool where a number is expected, a float where an integer is, text where a number is,
+        a non-finite float. A parameter whose presets all leave it None accepts any value."""
+        seen = {type(p[key]) for p in cls.presets.values() if key in p}
+        if not seen or seen == {type(None)}:
+            return
+        kinds = {"bool" if t is bool else "int" if issubclass(t, numbers.Integral) else
+                 "float" if issubclass(t, numbers.Real) else "none" if t is type(None) else
+                 "seq" if issubclass(t, (list, tuple)) else t.__name__ for t in seen}
+        if value is None:
+            ok = "none" in kinds
+        elif isinstance(value, (bool, np.bool_)):
+            ok = "bool" in kinds
+        elif _is_int(value):
+            ok = bool({"int", "float"} & kinds)
+        elif isinstance(value, numbers.Real):
+            ok = "float" in kinds and math.isfinite(float(value))
+        elif isinstance(value, (list, tuple)):
+            ok = "seq" in kinds
+        else:
+            ok = type(value).__name__ in kinds
+        if not ok:
+            want = " or ".join(sorted({"none": "null", "seq": "a list", "int": "an integer", "float": "a finite number",
+                                        "bool": "true/false", "str": "a string", "dict": "a mapping"}.get(k, k)
+                                       for k in kinds))
+            raise InputError(f"{cls.name}: parameter {key!r} takes {want}, got {value!r}")
 
     def fuse(self, lr, msi, ctx: Context):  # pragma: no cover - interface
         """Return the HrHSI (L, H, W), or ``(hr, info_dict)``."""
@@ -246,16 +338,51 @@ def _jsonable(v):
     return v
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _dtype_kind(a) -> str:
+    """'f' (real float), 'i' (integer), 'b' (bool), 'c' (complex) or 'o' (anything else)."""
+    dt = str(a.dtype).rsplit(".", 1)[-1]
+    if dt == "bool":
+        return "b"
+    if dt.startswith("complex"):
+        return "c"
+    if dt.startswith(("float", "bfloat")):
+        return "f"
+    if dt.startswith(("int", "uint")):
+        return "i"
+    return "o"
+
+
+def _as_float(name: str, a):
+    """Integer inputs become float32 (same namespace); complex, bool and object arrays are refused."""
+    if not hasattr(a, "dtype") or not hasattr(a, "shape"):
+        a = np.asarray(a)
+    kind = _dtype_kind(a)
+    if kind in ("b", "c", "o"):
+        raise InputError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if kind == "i" or str(a.dtype).endswith("float16"):
+        xp = array_namespace(a)
+        a = xp.astype(a, xp.float32)
+    return a
+
+
 def validate_inputs(lr, msi, ctx: Context) -> None:
-    """Raise :class:`InputError` on NaN/Inf, wrong ndim, a scale that does not divide, band mismatches."""
+    """Raise :class:`InputError` on a non-real dtype, NaN/Inf or values beyond the float32 range,
+    wrong ndim, a scale that does not divide, band mismatches, a bad PSF or SRF."""
     for name, a in (("LrHSI", lr), ("HrMSI", msi)):
+        if _dtype_kind(a) != "f":
+            raise InputError(f"{name} must be a real float array, got dtype {a.dtype}")
         if a.ndim != 3:
             raise InputError(f"{name} must be (bands, rows, cols), got shape {tuple(a.shape)}")
+        if min(a.shape) == 0:
+            raise InputError(f"{name} is empty: shape {tuple(a.shape)}")
         xp = array_namespace(a)
         if not bool(xp.all(xp.isfinite(a))):
             raise InputError(f"{name} contains NaN or Inf")
-        if min(a.shape) == 0:
-            raise InputError(f"{name} is empty: shape {tuple(a.shape)}")
+        if float(xp.max(xp.abs(a))) > _F32_MAX:
+            raise InputError(f"{name} has finite values beyond the float32 range (|x| > 3.4e38); rescale it")
     L, h, w = lr.shape
     l, H, W = msi.shape
     s = ctx.scale
@@ -265,10 +392,21 @@ def validate_inputs(lr, msi, ctx: Context) -> None:
         raise InputError(f"scale factor {s} does not divide the HrMSI size {H}×{W}")
     if (H // s, W // s) != (h, w):
         raise InputError(f"LrHSI is {h}×{w} but HrMSI {H}×{W} at scale {s} implies {H // s}×{W // s}")
-    if ctx.srf is not None and tuple(ctx.srf.shape) != (l, L):
-        raise InputError(f"SRF shape {tuple(ctx.srf.shape)} does not match (MS bands, HS bands) = ({l}, {L})")
-    if ctx.coverage is not None and tuple(ctx.coverage.shape) != (l, L):
-        raise InputError(f"band coverage shape {tuple(ctx.coverage.shape)} does not match ({l}, {L})")
+    if ctx.srf is not None:
+        from ..degrade.srf import check_srf
+
+        try:
+            check_srf(to_numpy(ctx.srf), (l, L))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    if ctx.coverage is not None:
+        cov = np.asarray(to_numpy(ctx.coverage))
+        if tuple(cov.shape) != (l, L):
+            raise InputError(f"band coverage shape {tuple(cov.shape)} does not match ({l}, {L})")
+        if cov.dtype != bool:
+            raise InputError(f"band coverage must be a boolean mask, got dtype {cov.dtype}")
+        if not cov.any(axis=1).all():
+            raise InputError(f"band coverage row {int(np.flatnonzero(~cov.any(axis=1))[0])} covers no HS band")
     if ctx.psf is not None:
         from ..degrade.psf import check_kernel
 
@@ -296,12 +434,37 @@ def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
     return ctx.with_estimates(psf, srf, "estimated")
 
 
+def _normalise_knowledge(ctx: Context) -> tuple[Context, list[str]]:
+    """A given PSF / SRF whose sum / row sums differ from 1 is normalised (a note says so)."""
+    notes = []
+    new = ctx
+    if ctx.psf is not None:
+        k = np.asarray(to_numpy(ctx.psf), dtype=np.float64)
+        if abs(k.sum() - 1.0) > 1e-6:
+            new = copy.copy(new)
+            new.psf = k / k.sum()
+            notes.append(f"the given PSF summed to {k.sum():.6g}: normalised to 1")
+    if ctx.srf is not None:
+        from ..degrade.srf import check_srf
+
+        r, sums = check_srf(to_numpy(ctx.srf))
+        if np.any(np.abs(sums - 1.0) > 1e-6):
+            new = copy.copy(new)
+            new.srf = r
+            notes.append(f"the given SRF rows summed to {np.array2string(sums, precision=4)}: normalised to 1")
+    return new, notes
+
+
 def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
     """Validate, resolve knowledge, run ``method.fuse``, validate the output, and time it.
 
     Calling a method (``method(lr, msi, ctx)``) does the same. When the mode lacks a PSF/SRF the
     method ``needs`` (or, in ``estimated`` mode, one it ``uses``), the registered degradation
     estimator supplies it and ``info["knowledge_source"]`` says so.
+
+    Integer (or float16) inputs are converted to float32; complex, bool and object arrays are
+    refused. A given PSF or SRF that does not sum to 1 (per row) is normalised, with a note in
+    ``info["notes"]``.
 
     Parameters
     ----------
@@ -341,7 +504,9 @@ def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
     >>> res.hr.shape, bool(np.allclose(res.hr, 1.0))
     ((31, 16, 16), True)
     """
+    lr, msi = _as_float("LrHSI", lr), _as_float("HrMSI", msi)
     validate_inputs(lr, msi, ctx)
+    ctx, notes = _normalise_knowledge(ctx)
     t0 = time.perf_counter()
     ctx = _resolve_knowledge(method, lr, msi, ctx)
     out = method.fuse(lr, msi, ctx)
@@ -350,10 +515,15 @@ def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
     expected = (lr.shape[0], msi.shape[1], msi.shape[2])
     if tuple(hr.shape) != expected:
         raise MethodError(f"{method.name} returned shape {tuple(hr.shape)}, expected {expected}")
+    if _dtype_kind(hr) != "f":
+        raise MethodError(f"{method.name} returned dtype {hr.dtype}, expected a real float array")
     xp = array_namespace(hr)
     if not bool(xp.all(xp.isfinite(hr))):
         raise MethodError(f"{method.name} produced NaN or Inf")
     info = dict(info)
+    if notes:
+        old = info.get("notes") or []
+        info["notes"] = ([old] if isinstance(old, str) else list(old)) + notes
     info.setdefault("knowledge_source", dict(ctx.knowledge_source))
     if "estimated" in ctx.knowledge_source.values():
         info.setdefault("estimated_psf", to_numpy(ctx.psf) if ctx.psf is not None else None)

@@ -292,6 +292,7 @@ def _mixed_versions(rows: list[dict], results) -> str | None:
 
 def _write_report(store: ResultStore, results, out: Path, title: str | None) -> None:
     rows = list(store.rows())
+    out.mkdir(parents=True, exist_ok=True)
     df = load_results(rows)
     if df.empty:
         raise ValueError(f"the results store {results} holds no finished job")

@@ -39,12 +39,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..degrade.degradation import Degradation
-from ..methods.base import KNOWLEDGE_MODES
+from ..methods.base import KNOWLEDGE_MODES, check_device
 
 __all__ = ["StudyError", "MethodSpec", "Study", "Job", "load_study", "study_from_dict"]
 
@@ -54,7 +55,22 @@ DESIGNS = ("factorial", "one_at_a_time")
 
 
 class StudyError(ValueError):
-    """A malformed study file: unknown keys, empty axes, unknown modes."""
+    """A malformed study file: unknown keys, empty axes, unknown modes, wrong value types, unknown
+    methods/presets/parameters/sensors/kernels/metric presets, missing scenes."""
+
+
+#: Keywords a study's ``scene_options`` may pass to :func:`hsibench.data.load_scene`.
+SCENE_OPTIONS = ("name", "key", "layout", "wavelengths", "normalize", "drop_constant", "dataset", "sensor",
+                 "sort_bands", "endmembers", "wavelength_range", "crop")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _where(path: str, v) -> str:
+    return f"{path} = {json.dumps(v, default=str)}"
 
 
 @dataclass(frozen=True)
@@ -158,19 +174,130 @@ def _axis(key: str, v) -> list:
     return _as_list(v)
 
 
-def _method_spec(m) -> MethodSpec:
+def _method_spec(m, i: int) -> MethodSpec:
     if isinstance(m, str):
-        return MethodSpec(m, modes=("oracle",))
+        m = {"name": m}
     if not isinstance(m, dict) or "name" not in m:
-        raise StudyError(f"a method entry needs a name: {m!r}")
+        raise StudyError(f"methods[{i}] needs a name: {m!r}")
+    if not isinstance(m["name"], str):
+        raise StudyError(f"methods[{i}].name must be a string, got {m['name']!r}")
     unknown = set(m) - {"name", "preset", "modes", "mode", "params", "label"}
     if unknown:
         raise StudyError(f"unknown keys in method {m['name']!r}: {sorted(unknown)}")
+    if "mode" in m and "modes" in m:
+        raise StudyError(f"method {m['name']!r}: give 'modes' or 'mode', not both")
     modes = tuple(_as_list(m.get("modes", m.get("mode", "oracle"))))
-    bad = [x for x in modes if x not in KNOWLEDGE_MODES]
+    if not modes:
+        raise StudyError(f"method {m['name']!r}: 'modes' is empty")
+    bad = [x for x in modes if not isinstance(x, str) or x not in KNOWLEDGE_MODES]
     if bad:
         raise StudyError(f"unknown knowledge modes {bad} for {m['name']!r}; use {KNOWLEDGE_MODES}")
-    return MethodSpec(m["name"], m.get("preset", "default"), modes, dict(m.get("params", {})), m.get("label"))
+    if len(set(modes)) != len(modes):
+        raise StudyError(f"method {m['name']!r}: repeated modes {list(modes)}")
+    preset = m.get("preset", "default")
+    if not isinstance(preset, str):
+        raise StudyError(f"method {m['name']!r}: preset must be a string, got {preset!r}")
+    params = m.get("params", {})
+    if not isinstance(params, dict):
+        raise StudyError(f"method {m['name']!r}: params must be a mapping, got {params!r}")
+    label = m.get("label")
+    if label is not None and not isinstance(label, str):
+        raise StudyError(f"method {m['name']!r}: label must be a string, got {label!r}")
+    # Instantiate-check against the registry (name, preset, parameter names and types); runs nothing.
+    from ..methods.registry import get_method
+
+    try:
+        get_method(m["name"])(preset=preset, **params)
+    except (ValueError, TypeError) as exc:
+        raise StudyError(f"methods[{i}]: {exc}") from None
+    return MethodSpec(m["name"], preset, modes, dict(params), label)
+
+
+def _check_scene(scene, i: int, options: dict) -> str:
+    if not isinstance(scene, str) or not scene.strip():
+        raise StudyError(f"scenes[{i}] must be a non-empty string, got {scene!r}")
+    if scene.strip().lower().startswith("synthetic"):
+        from ..data.synthetic import check_synthetic_params, parse_synthetic_source
+
+        try:
+            params = parse_synthetic_source(scene)
+            e = options.get("endmembers", 5)
+            check_synthetic_params(params.get("size", 128), params.get("bands", 31), e, params.get("seed", 0))
+        except ValueError as exc:
+            raise StudyError(f"scenes[{i}]: {exc}") from None
+        return scene
+    if scene.strip().startswith("pair:"):  # a real pair (no ground truth): known name and protocol
+        from ..data.pairs import PAIRS, parse_pair_source
+
+        try:
+            pair_name, _ = parse_pair_source(scene.strip())
+        except ValueError as exc:
+            raise StudyError(f"scenes[{i}]: {exc}") from None
+        if pair_name not in PAIRS:
+            raise StudyError(f"scenes[{i}]: unknown real pair {pair_name!r}; known: {sorted(PAIRS)}")
+        return scene
+    from ..data.loaders import _CROP_SUFFIX
+    from ..paths import resolve_data_path
+
+    window = _CROP_SUFFIX.match(scene)  # "<source>[r0:r1,c0:c1]": the crop is checked when loaded
+    if window:
+        inner = window.group(1)
+        if inner.strip().lower().startswith("synthetic"):
+            return _check_scene(inner, i, options) and scene
+        scene_path = inner
+    else:
+        scene_path = scene
+    try:
+        path = resolve_data_path(scene_path)
+    except FileNotFoundError as exc:
+        raise StudyError(f"scenes[{i}]: {exc}") from None
+    if not path.exists():
+        raise StudyError(f"scenes[{i}]: {scene!r}: no such file or folder")
+    return scene
+
+
+def _check_seeds(v) -> list[int]:
+    seeds = _as_list(v)
+    if not seeds:
+        raise StudyError("seeds is empty")
+    bad = [x for x in seeds if not _is_int(x) or x < 0]
+    if bad:
+        raise StudyError(f"seeds must be non-negative integers, got {bad}")
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f"seeds repeat: {seeds}")
+    return seeds
+
+
+def _snr_value(v, where: str):
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("inf", "none", "off", "clean")):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    raise StudyError(f"{where}: an SNR is a number of dB or 'inf', got {v!r}")
+
+
+def _check_axis_value(key: str, v, where: str):
+    """Type of one grid value (ranges are checked when the Degradation is built)."""
+    if key == "scale" and not _is_int(v):
+        raise StudyError(f"{where}: scale must be an integer, got {v!r}")
+    if key in ("kernel", "sensor", "boundary") and not isinstance(v, str):
+        raise StudyError(f"{where}: {key} must be a string, got {v!r}")
+    if key == "noise_per_band" and not isinstance(v, bool):
+        raise StudyError(f"{where}: noise_per_band must be true or false, got {v!r}")
+    if key in ("snr_hs", "snr_ms"):
+        _snr_value(v, where)
+    if key == "snr":
+        if isinstance(v, (list, tuple)):
+            if len(v) != 2:
+                raise StudyError(f"{where}: a paired snr is [hs, ms] (2 values), got {list(v)!r}")
+            for x in v:
+                _snr_value(x, where)
+        else:
+            _snr_value(v, where)
+    if key == "misregistration":
+        if not (isinstance(v, (list, tuple)) and len(v) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            raise StudyError(f"{where}: misregistration is a [rows, cols] pair of numbers, got {v!r}")
 
 
 def _design_points(axes: dict[str, list], design: str, base) -> list[dict]:
@@ -209,14 +336,62 @@ def _design_points(axes: dict[str, list], design: str, base) -> list[dict]:
 
 
 def study_from_dict(d: dict, name: str | None = None) -> Study:
-    """Validate a parsed study mapping and expand its degradation grid."""
+    """Validate a parsed study mapping and expand its degradation grid.
+
+    Everything is checked here, before any job runs: keys, value types (never coerced: ``2.5`` is
+    not a scale, ``true`` not a scale, ``0.7`` not a seed), every degradation (kernels, sensors,
+    SNRs), method names / presets / parameters against the registry, metric preset and crop,
+    device name, iterations, and that every scene exists (synthetic sources within the generator's
+    limits).
+
+    Parameters
+    ----------
+    d : dict
+        The parsed study (TOML/YAML/JSON).
+    name : str, optional
+        Study name if ``d`` has none (a file's stem).
+
+    Returns
+    -------
+    Study
+
+    Raises
+    ------
+    StudyError
+        One line naming the key and value at fault.
+
+    Example
+    -------
+    >>> st = study_from_dict({"scenes": ["synthetic:32x31:0"], "grid": {"scale": 2},
+    ...                       "methods": [{"name": "gsa", "modes": ["blind"]}]})
+    >>> len(st.jobs())
+    1
+    """
+    if not isinstance(d, dict):
+        raise StudyError(f"a study is a mapping at top level, got {type(d).__name__}")
     known = {"name", "scenes", "scene_options", "seeds", "grid", "methods", "metrics", "device", "iterations", "save_outputs",
              "design", "base"}
     unknown = set(d) - known
     if unknown:
         raise StudyError(f"unknown top-level keys in study: {sorted(unknown)}; known: {sorted(known)}")
-    scenes = [str(s) for s in _as_list(d.get("scenes", ["synthetic"]))]
-    grid = dict(d.get("grid", {}))
+    study_name = d.get("name", name or "study")
+    if not isinstance(study_name, str) or not _SAFE_NAME.match(study_name) or ".." in study_name:
+        raise StudyError(f"study name {study_name!r} must be letters, digits, '.', '_' or '-' (no '/', no '..'): "
+                         "it names the results folder")
+    scene_options = d.get("scene_options", {})
+    if not isinstance(scene_options, dict):
+        raise StudyError(f"scene_options must be a mapping, got {scene_options!r}")
+    bad = set(scene_options) - set(SCENE_OPTIONS)
+    if bad:
+        raise StudyError(f"unknown scene_options {sorted(bad)}; known: {list(SCENE_OPTIONS)}")
+    scenes_raw = _as_list(d.get("scenes", ["synthetic"]))
+    if not scenes_raw:
+        raise StudyError("scenes is empty")
+    scenes = [_check_scene(s, i, scene_options) for i, s in enumerate(scenes_raw)]
+    grid = d.get("grid", {})
+    if not isinstance(grid, dict):
+        raise StudyError(f"grid must be a mapping of axes, got {grid!r}")
+    grid = dict(grid)
     bad = set(grid) - set(GRID_KEYS)
     if bad:
         raise StudyError(f"unknown grid axes {sorted(bad)}; known: {GRID_KEYS}")
@@ -226,6 +401,8 @@ def study_from_dict(d: dict, name: str | None = None) -> Study:
     for k, v in axes.items():
         if not v:
             raise StudyError(f"grid axis {k!r} is empty")
+        for j, x in enumerate(v):
+            _check_axis_value(k, x, f"grid.{k}[{j}] = {json.dumps(x, default=str)}")
     if "snr" in axes and ({"snr_hs", "snr_ms"} & set(axes)):
         raise StudyError("give either the paired 'snr' axis or 'snr_hs'/'snr_ms', not both")
     degradations = []
@@ -239,24 +416,48 @@ def study_from_dict(d: dict, name: str | None = None) -> Study:
             raise StudyError(f"bad degradation {params}: {exc}") from exc
         if deg not in degradations:  # one_at_a_time may reach a case twice (e.g. 'snr' vs 'snr_hs')
             degradations.append(deg)
-    methods = [_method_spec(m) for m in _as_list(d.get("methods", []))]
+    methods_raw = d.get("methods", [])
+    if isinstance(methods_raw, dict):
+        raise StudyError("methods is a list of tables ([[methods]] in TOML), got a single mapping")
+    methods = [_method_spec(m, i) for i, m in enumerate(_as_list(methods_raw))]
     if not methods:
         raise StudyError("the study names no methods")
-    metrics = dict(d.get("metrics", {}))
+    metrics = d.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise StudyError(f"metrics must be a mapping such as {{ preset = \"hsibench\", crop = 0 }}, got {metrics!r}")
+    bad = set(metrics) - {"preset", "crop"}
+    if bad:
+        raise StudyError(f"unknown metrics keys {sorted(bad)}; known: ['crop', 'preset']")
+    metrics_preset = metrics.get("preset", "hsibench")
+    from ..metrics import PRESETS
+
+    if not isinstance(metrics_preset, str) or metrics_preset not in PRESETS:
+        raise StudyError(f"unknown metric preset {metrics_preset!r}; known: {sorted(PRESETS)}")
+    crop = metrics.get("crop", 0)
+    if not _is_int(crop) or crop < 0:
+        raise StudyError(f"metrics.crop must be a non-negative integer, got {crop!r}")
+    device = d.get("device", "cpu")
+    try:
+        device = check_device(device, require_available=False)
+    except ValueError as exc:
+        raise StudyError(str(exc)) from None
+    iterations = d.get("iterations")
+    if iterations is not None and (not _is_int(iterations) or iterations < 1):
+        raise StudyError(f"iterations must be a positive integer, got {iterations!r}")
     save = d.get("save_outputs", "first")
     if save not in ("first", "all", "none"):
         raise StudyError("save_outputs must be 'first', 'all' or 'none'")
     return Study(
-        name=str(d.get("name", name or "study")),
+        name=study_name,
         scenes=scenes,
-        scene_options=dict(d.get("scene_options", {})),
+        scene_options=dict(scene_options),
         degradations=degradations,
-        seeds=[int(s) for s in _as_list(d.get("seeds", [0]))],
+        seeds=_check_seeds(d.get("seeds", [0])),
         methods=methods,
-        metrics_preset=str(metrics.get("preset", "hsibench")),
-        crop=int(metrics.get("crop", 0)),
-        device=str(d.get("device", "cpu")),
-        iterations=d.get("iterations"),
+        metrics_preset=metrics_preset,
+        crop=crop,
+        device=device,
+        iterations=iterations,
         save_outputs=save,
         source=d,
     )
@@ -267,7 +468,10 @@ def load_study(path: str | Path) -> Study:
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"study file not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"cannot read {path}: {exc}") from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
