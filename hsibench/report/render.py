@@ -108,7 +108,7 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
     counts = df["status"].value_counts().to_dict()
     b: list[tuple] = [("h", 1, title)]
     b.append(("p", f"{len(df)} jobs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
-              f". Scenes: {', '.join(sorted(df['scene_name'].astype(str).unique()))}. Seeds: {sorted(df['seed'].unique().tolist())}."))
+              f". Scenes: {', '.join(sorted(str(x) for x in df['scene_name'].dropna().unique()))}. Seeds: {sorted(df['seed'].unique().tolist())}."))
     v = first_ok.get("versions", {})
     b.append(("p", "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if k not in ("platform", "conventions")) +
               f"; conventions {first_ok.get('conventions_version')}; metric preset `{first_ok.get('metric_preset', 'n/a')}`."))
