@@ -66,6 +66,7 @@ from ..methods.base import Context, InputError
 from ..methods.registry import register
 from .engine import ENGINE_DEFAULTS, NetMethod, train
 from .layers import (
+    Conv1x1,
     EndmemberDecoder,
     PSFLayer,
     abundance_activation,
@@ -74,6 +75,7 @@ from .layers import (
     kaiming_init,
     kl_sparsity,
     l1_sum,
+    pointwise,
     sum_to_one_l1,
 )
 
@@ -91,9 +93,9 @@ class CUCaNetModel(nn.Module):
             raise InputError(f"attention_norm must be 'mean1' or 'softmax', got {attention_norm!r}")
         self.hsi_trunk = conv1x1_stack(n_hs, (w1, w2, w3))
         self.msi_trunk = kaiming_init(nn.Sequential(
-            nn.Conv2d(n_ms, w1, 5, padding=2), nn.LeakyReLU(0.2),
-            nn.Conv2d(w1, w2, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(w2, w3, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(n_ms, w1, 5, padding=2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w1, w2, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            Conv1x1(w2, w3), nn.LeakyReLU(0.2, inplace=True),
         ))
         self.attention = attention
         self.attention_norm = attention_norm
@@ -107,8 +109,8 @@ class CUCaNetModel(nn.Module):
             nn.init.constant_(self.spat.weight, 1.0 / (9 * w3))
             nn.init.zeros_(self.spat.bias)
             self.att_psf = PSFLayer(scale)  # resizes δ(S) from H×W to h×w
-        self.hsi_head = kaiming_init(nn.Conv2d(head_in, K, 1))
-        self.msi_head = kaiming_init(nn.Conv2d(head_in, K, 1))
+        self.hsi_head = kaiming_init(Conv1x1(head_in, K))
+        self.msi_head = kaiming_init(Conv1x1(head_in, K))
         self.hsi_decoder = EndmemberDecoder(K, n_hs)  # f_de: the endmembers A
         self.msi_decoder = EndmemberDecoder(K, n_ms)  # g_de: spectrally degraded endmembers
         self.psf = psf
@@ -148,9 +150,19 @@ class CUCaNetModel(nn.Module):
                 d_s = d_s * (s.shape[-2] * s.shape[-1])
             d_s_lr = self.att_psf(d_s)  # (B, 1, h, w)
             f = torch.cat([f, f * d_s_lr], dim=1)
-            g = torch.cat([g, g * d_o[:, :, None, None]], dim=1)
+            # msi_head([g ; g ⊙ δ(o)]) = (W₁ + W₂ diag δ(o)) g + b: the channel attention folds into
+            # the head's weights, so the 2C-channel input is never built (half the head's work).
+            C = g.shape[1]
+            w = self.msi_head.weight.reshape(self.msi_head.out_channels, 2 * C)
+            if g.shape[0] == 1:
+                s_hr = pointwise(g, w[:, :C] + w[:, C:] * d_o, self.msi_head.bias)
+            else:
+                w_eff = w[:, :C] + w[:, C:] * d_o[:, None, :]  # (B, K, C)
+                s_hr = (torch.matmul(w_eff, g.flatten(2)) + self.msi_head.bias[:, None]).unflatten(2, g.shape[-2:])
+        else:
+            s_hr = self.msi_head(g)
         s_lr = abundance_activation(self.hsi_head(f), self.abundance)
-        s_hr = abundance_activation(self.msi_head(g), self.abundance)
+        s_hr = abundance_activation(s_hr, self.abundance)
         return s_lr, s_hr
 
     def forward(self, lr: torch.Tensor, msi: torch.Tensor) -> dict[str, torch.Tensor]:
