@@ -22,7 +22,8 @@ the simplex). The engine owns everything else, so all nets behave the same way:
   :class:`~hsibench.methods.MethodError` naming the iteration and the offending terms;
 * a **tqdm progress bar** when ``ctx.progress``;
 * **seeded determinism on the CPU** (:func:`seeded_run`): ``torch.manual_seed`` + NumPy + Python
-  seeds, ``torch.use_deterministic_algorithms(True, warn_only=True)``, cuDNN deterministic, and the
+  seeds, ``torch.use_deterministic_algorithms(True, warn_only=True)`` (without its NaN-filling of
+  new tensors, a debugging aid that costs a memory pass per allocation), cuDNN deterministic, and the
   intra-op thread count pinned for the whole run to the caller's ``torch.get_num_threads()`` (never
   raised: on a shared 2-core machine oversubscription costs 10×, see anchors.md). Runs are bitwise
   reproducible for a fixed seed *and* thread count; a different thread count changes the reduction
@@ -209,6 +210,17 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     raise MethodError(f"unknown device {name!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
 
 
+def _get_fill_uninitialized() -> bool | None:
+    det = getattr(torch.utils, "deterministic", None)
+    return getattr(det, "fill_uninitialized_memory", None)
+
+
+def _set_fill_uninitialized(value: bool | None) -> None:
+    det = getattr(torch.utils, "deterministic", None)
+    if value is not None and det is not None and hasattr(det, "fill_uninitialized_memory"):
+        det.fill_uninitialized_memory = value
+
+
 @contextlib.contextmanager
 def seeded_run(seed: int, device: torch.device | str = "cpu", threads: int | None = None):
     """Seed torch/NumPy/Python, switch on deterministic algorithms and pin the intra-op threads.
@@ -222,6 +234,7 @@ def seeded_run(seed: int, device: torch.device | str = "cpu", threads: int | Non
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     prev_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    prev_fill = _get_fill_uninitialized()
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         torch.set_num_threads(n)
@@ -231,12 +244,17 @@ def seeded_run(seed: int, device: torch.device | str = "cpu", threads: int | Non
         if torch.device(device).type == "cuda":
             torch.cuda.manual_seed_all(int(seed))
         torch.use_deterministic_algorithms(True, warn_only=True)
+        # Deterministic mode also fills every new uninitialised tensor with NaN (a debugging aid,
+        # one memory pass per allocation: ~5000 fills per CUCaNet iteration); every kernel here
+        # writes its whole output, so the fill changes nothing but the time.
+        _set_fill_uninitialized(False)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         yield n
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        _set_fill_uninitialized(prev_fill)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
         random.setstate(py_state)
         np.random.set_state(np_state)
