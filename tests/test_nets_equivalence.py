@@ -26,6 +26,7 @@ from hsibench.nets.layers import (
     PSFLayer,
     SRFLayer,
     conv1x1_stack,
+    kl_sparsity,
     matmul_cols,
     pointwise,
 )
@@ -158,6 +159,23 @@ def test_decoder_and_srf_match_einsum():
     torch.testing.assert_close(srf(x), torch.einsum("ml,blhw->bmhw", srf.matrix(), x), **F64)
 
 
+@pytest.mark.parametrize("target", [1e-4, 0.01, 0.3])
+def test_kl_sparsity_matches_the_paper_form(target):
+    g = torch.Generator().manual_seed(4)
+    a = torch.rand(1, 5, 6, 6, generator=g, dtype=torch.float64)
+    a[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 1e-9])  # clamped inside the logs
+    a.requires_grad_()
+
+    def paper(x):
+        q = x.clamp(1e-6, 1 - 1e-6)
+        return (target * torch.log(target / q) + (1 - target) * torch.log((1 - target) / (1 - q))).sum()
+
+    v, (ga,) = _grads(lambda: kl_sparsity(a, target), [a], torch.tensor(1.0, dtype=torch.float64))
+    v_ref, (ga_ref,) = _grads(lambda: paper(a), [a], torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(v, v_ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ga, ga_ref, **F64)
+
+
 # ------------------------------------------------------------------------------ whole models
 
 def _hyconet(seed=0):
@@ -281,6 +299,20 @@ def test_cucanet_model_matches_reference(attention, norm, batch):
     lr = torch.rand(batch, 12, 5, 5, generator=g, dtype=torch.float64)
     msi = torch.rand(batch, 3, 20, 20, generator=g, dtype=torch.float64)
     _compare_model(m, _cucanet_reference, (lr, msi))
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_cucanet_spatial_logits_match_conv(k):
+    m = _cucanet()
+    m.spat = nn.Conv2d(32, 1, k, padding=k // 2).double()
+    g = torch.rand(2, 32, 9, 7, dtype=torch.float64, requires_grad=True)
+    wt = torch.randn(2, 1, 9, 7, dtype=torch.float64)
+    ps = [g, m.spat.weight, m.spat.bias]
+    y, gr = _grads(lambda: m._spatial_logits(g), ps, wt)
+    y_ref, gr_ref = _grads(lambda: m.spat(g), ps, wt)
+    torch.testing.assert_close(y, y_ref, **F64)
+    for a, r in zip(gr, gr_ref):
+        torch.testing.assert_close(a, r, **F64)
 
 
 def test_cucanet_float32_model_matches_float64_reference():

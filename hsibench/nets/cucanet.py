@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..methods.base import Context, InputError
 from ..methods.registry import register
@@ -137,13 +138,31 @@ class CUCaNetModel(nn.Module):
         if self.attention:
             self.att_psf.project()
 
+    def _spatial_logits(self, g: torch.Tensor) -> torch.Tensor:
+        """``self.spat(g)`` (a k×k conv C → 1, zero padding k//2), computed as one C → k² pointwise
+        product (a matrix product over the pixels) followed by a shift-and-add of the k² tap maps.
+        The same sum, but a convolution with a single output channel is very slow on the CPU."""
+        conv = self.spat
+        kh, kw = conv.kernel_size
+        if kh % 2 == 0 or kw % 2 == 0 or tuple(conv.padding) != (kh // 2, kw // 2) or tuple(conv.stride) != (1, 1) \
+                or tuple(conv.dilation) != (1, 1):
+            return conv(g)
+        C, (H, W) = g.shape[1], g.shape[-2:]
+        taps = conv.weight[0].reshape(C, kh * kw).t()  # (k², C): row u·kw + v holds w[:, u, v]
+        t = F.pad(pointwise(g, taps), (kw // 2, kw // 2, kh // 2, kh // 2))  # (B, k², H + 2p, W + 2p)
+        s = conv.bias.view(1, 1, 1, 1)
+        for u in range(kh):
+            for v in range(kw):
+                s = s + t[:, u * kw + v: u * kw + v + 1, u:u + H, v:v + W]
+        return s
+
     def encode(self, lr: torch.Tensor, msi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.hsi_trunk(lr)
         g = self.msi_trunk(msi)
         if self.attention:
             o = (self.spec_u * f).sum(dim=(-2, -1)) + self.spec_b  # (B, C)
             d_o = torch.softmax(o, dim=1)
-            s = self.spat(g)  # (B, 1, H, W)
+            s = self._spatial_logits(g)  # (B, 1, H, W)
             d_s = torch.softmax(s.flatten(1), dim=1).view_as(s)
             if self.attention_norm == "mean1":
                 d_o = d_o * d_o.shape[1]

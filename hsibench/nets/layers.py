@@ -33,6 +33,7 @@ pass uses; the nets report them as ``info["learned_psf"]``/``info["learned_srf"]
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -458,7 +459,10 @@ def kl_sparsity(a: torch.Tensor, target: float) -> torch.Tensor:
     abundances clamped to [1e-6, 1 − 1e-6] inside the logs (clamped layers produce exact zeros)."""
     r = float(target)
     q = a.clamp(1e-6, 1 - 1e-6)
-    return (r * torch.log(r / q) + (1 - r) * torch.log((1 - r) / (1 - q))).sum()
+    # ρ log(ρ/q) + (1−ρ) log((1−ρ)/(1−q)) = c − ρ log q − (1−ρ) log(1−q), c = ρ log ρ + (1−ρ) log(1−ρ):
+    # the same function without the two element-wise divisions (and their backward)
+    c = r * math.log(r) + (1 - r) * math.log1p(-r)
+    return (c - r * torch.log(q) - (1 - r) * torch.log1p(-q)).sum()
 
 
 def relative_error(est, truth) -> float:
