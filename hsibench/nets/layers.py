@@ -64,12 +64,14 @@ _MIX = 1e-3  # uniform mass mixed into a given kernel before taking logs (softma
 
 
 _ONEDNN_MIN_MACS = 1 << 21  # smaller products stay on torch.mm (oneDNN's call overhead dominates)
+_ONEDNN_MIN_DIM = 16  # as do thin ones (a handful of bands or channels on one side)
 
 
 def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
     return (a.device.type == "cpu" and a.dtype == torch.float32 and b.dtype == torch.float32
-            and a.shape[0] * a.shape[1] * b.shape[1] >= _ONEDNN_MIN_MACS and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled)
+            and m * k * n >= _ONEDNN_MIN_MACS and min(m, k, n) >= _ONEDNN_MIN_DIM
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
 def matmul_cols(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
