@@ -187,6 +187,8 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
         x2 = x.view(C, H * W)  # row-major (NCHW) or column-major (channels-last)
         if _use_onednn(w, x2):
             return _Pointwise.apply(x, w, bias)  # keeps the layout of x
+        if not x.is_contiguous():  # channels-last: a linear map over the last axis keeps the layout
+            return F.linear(x.permute(0, 2, 3, 1), w, bias).permute(0, 3, 1, 2)
         y = torch.mm(w, x2) if bias is None else torch.addmm(bias[:, None], w, x2)
         return y.view(1, w.shape[0], H, W)
     y = torch.matmul(w, x.reshape(*lead, C, H * W))
