@@ -409,3 +409,27 @@ def test_large_heap_is_allocation_only():
         big = [torch.empty(3_000_000) for _ in range(3)]  # 12 MB blocks: heap, not mmap
         del big
     assert torch.equal(got, want)
+
+
+# ------------------------------------------------------------------------------ bench section
+
+def test_bench_nets_case_and_report_section(tmp_path):
+    """The nets benchmark case has the documented shape, and its report section replaces only itself."""
+    from hsibench import bench
+
+    bench.nets_case(tmp_path / "case.npz")
+    d = np.load(tmp_path / "case.npz")
+    assert d["lr"].shape == (156, 20, 20) and d["msi"].shape == (4, 80, 80) and int(d["scale"]) == 4
+    np.testing.assert_allclose(d["srf"].sum(1), 1)
+    np.testing.assert_allclose(d["lr"], d["lr"].astype(np.float64), rtol=0)
+    doc = "# Title\n\nintro\n\n## Strided PSF\n\npsf table\n\n## Metrics\n\nmetrics table\n"
+    sec1, sec2 = "## Nets\n\nfirst\n", "## Nets\n\nsecond\n"
+    once = bench._splice_section(doc, "## Nets", sec1)
+    assert once.startswith(doc.rstrip("\n")) and once.endswith(sec1)
+    twice = bench._splice_section(once, "## Nets", sec2)
+    assert twice == once.replace("first", "second")
+    assert bench._section(twice, "## Nets") == sec2
+    # a section in the middle is replaced in place, the following ones kept
+    mid = bench._splice_section("## Nets\n\nold\n\n## Metrics\n\nm\n", "## Nets", sec1)
+    assert mid == "## Nets\n\nfirst\n\n## Metrics\n\nm\n"
+    assert bench.NETS_NEEDED["cucanet"] == pytest.approx(2 * 0.419 / 0.518)
