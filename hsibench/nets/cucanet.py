@@ -150,7 +150,7 @@ class CUCaNetModel(nn.Module):
         C, (H, W) = g.shape[1], g.shape[-2:]
         taps = conv.weight[0].reshape(C, kh * kw).t()  # (k², C): row u·kw + v holds w[:, u, v]
         t = F.pad(pointwise(g, taps), (kw // 2, kw // 2, kh // 2, kh // 2))  # (B, k², H + 2p, W + 2p)
-        s = conv.bias.view(1, 1, 1, 1)
+        s = conv.bias.view(1, 1, 1, 1) if conv.bias is not None else 0.0
         for u in range(kh):
             for v in range(kw):
                 s = s + t[:, u * kw + v: u * kw + v + 1, u:u + H, v:v + W]
