@@ -491,6 +491,7 @@ def bench_nets(nets, presets, iterations: int, warmup: int, repeats: int, baseli
     rows = [NetRow(n, p) for n in nets for p in presets]
     load_before = os.getloadavg()
     others_before = _others()
+    machine = _machine()
     with tempfile.TemporaryDirectory(prefix="hsibench-nets-") as tmp:
         tmp = Path(tmp)
         case = tmp / "case.npz"
@@ -509,7 +510,7 @@ def bench_nets(nets, presets, iterations: int, warmup: int, repeats: int, baseli
                           flush=True)
     return dict(rows=rows, baseline=baseline, iterations=iterations, warmup=warmup, repeats=repeats,
                 load_before=load_before, load_after=os.getloadavg(), others_before=others_before,
-                others_after=_others(), machine=_machine())
+                others_after=_others(), machine=machine)
 
 
 def _med(results: list, key: str) -> float:
