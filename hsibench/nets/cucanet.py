@@ -61,11 +61,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..methods.base import Context, InputError
 from ..methods.registry import register
 from .engine import ENGINE_DEFAULTS, NetMethod, train
 from .layers import (
+    Conv1x1,
     EndmemberDecoder,
     PSFLayer,
     abundance_activation,
@@ -74,6 +76,7 @@ from .layers import (
     kaiming_init,
     kl_sparsity,
     l1_sum,
+    pointwise,
     sum_to_one_l1,
 )
 
@@ -91,9 +94,9 @@ class CUCaNetModel(nn.Module):
             raise InputError(f"attention_norm must be 'mean1' or 'softmax', got {attention_norm!r}")
         self.hsi_trunk = conv1x1_stack(n_hs, (w1, w2, w3))
         self.msi_trunk = kaiming_init(nn.Sequential(
-            nn.Conv2d(n_ms, w1, 5, padding=2), nn.LeakyReLU(0.2),
-            nn.Conv2d(w1, w2, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(w2, w3, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(n_ms, w1, 5, padding=2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w1, w2, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            Conv1x1(w2, w3), nn.LeakyReLU(0.2, inplace=True),
         ))
         self.attention = attention
         self.attention_norm = attention_norm
@@ -107,8 +110,8 @@ class CUCaNetModel(nn.Module):
             nn.init.constant_(self.spat.weight, 1.0 / (9 * w3))
             nn.init.zeros_(self.spat.bias)
             self.att_psf = PSFLayer(scale)  # resizes δ(S) from H×W to h×w
-        self.hsi_head = kaiming_init(nn.Conv2d(head_in, K, 1))
-        self.msi_head = kaiming_init(nn.Conv2d(head_in, K, 1))
+        self.hsi_head = kaiming_init(Conv1x1(head_in, K))
+        self.msi_head = kaiming_init(Conv1x1(head_in, K))
         self.hsi_decoder = EndmemberDecoder(K, n_hs)  # f_de: the endmembers A
         self.msi_decoder = EndmemberDecoder(K, n_ms)  # g_de: spectrally degraded endmembers
         self.psf = psf
@@ -135,22 +138,50 @@ class CUCaNetModel(nn.Module):
         if self.attention:
             self.att_psf.project()
 
+    def _spatial_logits(self, g: torch.Tensor) -> torch.Tensor:
+        """``self.spat(g)`` (a k×k conv C → 1, zero padding k//2), computed as one C → k² pointwise
+        product (a matrix product over the pixels) followed by a shift-and-add of the k² tap maps.
+        The same sum, but a convolution with a single output channel is very slow on the CPU."""
+        conv = self.spat
+        kh, kw = conv.kernel_size
+        if kh % 2 == 0 or kw % 2 == 0 or tuple(conv.padding) != (kh // 2, kw // 2) or tuple(conv.stride) != (1, 1) \
+                or tuple(conv.dilation) != (1, 1):
+            return conv(g)
+        C, (H, W) = g.shape[1], g.shape[-2:]
+        taps = conv.weight[0].reshape(C, kh * kw).t()  # (k², C): row u·kw + v holds w[:, u, v]
+        t = F.pad(pointwise(g, taps), (kw // 2, kw // 2, kh // 2, kh // 2))  # (B, k², H + 2p, W + 2p)
+        s = conv.bias.view(1, 1, 1, 1) if conv.bias is not None else 0.0
+        for u in range(kh):
+            for v in range(kw):
+                s = s + t[:, u * kw + v: u * kw + v + 1, u:u + H, v:v + W]
+        return s
+
     def encode(self, lr: torch.Tensor, msi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.hsi_trunk(lr)
         g = self.msi_trunk(msi)
         if self.attention:
             o = (self.spec_u * f).sum(dim=(-2, -1)) + self.spec_b  # (B, C)
             d_o = torch.softmax(o, dim=1)
-            s = self.spat(g)  # (B, 1, H, W)
+            s = self._spatial_logits(g)  # (B, 1, H, W)
             d_s = torch.softmax(s.flatten(1), dim=1).view_as(s)
             if self.attention_norm == "mean1":
                 d_o = d_o * d_o.shape[1]
                 d_s = d_s * (s.shape[-2] * s.shape[-1])
             d_s_lr = self.att_psf(d_s)  # (B, 1, h, w)
             f = torch.cat([f, f * d_s_lr], dim=1)
-            g = torch.cat([g, g * d_o[:, :, None, None]], dim=1)
+            # msi_head([g ; g ⊙ δ(o)]) = (W₁ + W₂ diag δ(o)) g + b: the channel attention folds into
+            # the head's weights, so the 2C-channel input is never built (half the head's work).
+            C = g.shape[1]
+            w = self.msi_head.weight.reshape(self.msi_head.out_channels, 2 * C)
+            if g.shape[0] == 1:
+                s_hr = pointwise(g, w[:, :C] + w[:, C:] * d_o, self.msi_head.bias)
+            else:
+                w_eff = w[:, :C] + w[:, C:] * d_o[:, None, :]  # (B, K, C)
+                s_hr = (torch.matmul(w_eff, g.flatten(2)) + self.msi_head.bias[:, None]).unflatten(2, g.shape[-2:])
+        else:
+            s_hr = self.msi_head(g)
         s_lr = abundance_activation(self.hsi_head(f), self.abundance)
-        s_hr = abundance_activation(self.msi_head(g), self.abundance)
+        s_hr = abundance_activation(s_hr, self.abundance)
         return s_lr, s_hr
 
     def forward(self, lr: torch.Tensor, msi: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -76,7 +76,7 @@ import torch.nn.functional as F
 from ..methods.base import Context, InputError, MethodError
 from ..methods.registry import register
 from .engine import ENGINE_DEFAULTS, NetMethod, TrainConfig, train
-from .layers import EndmemberDecoder, PSFLayer, SRFLayer, kaiming_init, l1_sum, sum_to_one_l1
+from .layers import Conv1x1, EndmemberDecoder, PSFLayer, SRFLayer, kaiming_init, l1_sum, sum_to_one_l1
 
 __all__ = ["EU2ADL", "ADLNet", "EU2ADLModel", "VGGFeatures"]
 
@@ -169,12 +169,12 @@ class MSRB(nn.Module):
         super().__init__()
         b = ch // len(kernels)
         self.branches = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(ch, b, 1), nn.ReLU(), nn.Conv2d(b, b, k, padding=k // 2)) for k in kernels
+            nn.Sequential(Conv1x1(ch, b), nn.ReLU(inplace=True), nn.Conv2d(b, b, k, padding=k // 2)) for k in kernels
         )
-        self.fuse = nn.Identity() if b * len(kernels) == ch else nn.Conv2d(b * len(kernels), ch, 1)
+        self.fuse = nn.Identity() if b * len(kernels) == ch else Conv1x1(b * len(kernels), ch)
 
     def forward(self, x):
-        return F.relu(x + self.fuse(torch.cat([br(x) for br in self.branches], dim=1)))
+        return F.relu(x + self.fuse(torch.cat([br(x) for br in self.branches], dim=1)), inplace=True)
 
 
 class SRB(nn.Module):
@@ -182,10 +182,10 @@ class SRB(nn.Module):
 
     def __init__(self, ch: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ch, max(1, ch // 3), 1), nn.ReLU(), nn.Conv2d(max(1, ch // 3), ch, 1))
+        self.body = nn.Sequential(Conv1x1(ch, max(1, ch // 3)), nn.ReLU(inplace=True), Conv1x1(max(1, ch // 3), ch))
 
     def forward(self, x):
-        return F.relu(x + self.body(x))
+        return F.relu(x + self.body(x), inplace=True)
 
 
 class EU2ADLModel(nn.Module):
@@ -197,8 +197,10 @@ class EU2ADLModel(nn.Module):
         self.msi_stream = kaiming_init(nn.Sequential(
             nn.Conv2d(n_ms, width, 3, padding=1), *[MSRB(width) for _ in range(blocks)],
             nn.Conv2d(width, P, 3, padding=1)))
+        head = (Conv1x1(n_hs, width) if hsi_head_kernel == 1
+                else nn.Conv2d(n_hs, width, hsi_head_kernel, padding=hsi_head_kernel // 2))
         self.hsi_stream = kaiming_init(nn.Sequential(
-            nn.Conv2d(n_hs, width, hsi_head_kernel, padding=hsi_head_kernel // 2), *[SRB(width) for _ in range(blocks)],
+            head, *[SRB(width) for _ in range(blocks)],
             nn.Conv2d(width, P, 3, padding=1)))
         self.psos = kaiming_init(nn.Sequential(nn.Conv2d(P, P, 3, padding=1), nn.ReLU(), nn.Conv2d(P, P, 3, padding=1)))
         self.msi_decoder = EndmemberDecoder(P, n_ms)  # f_de: Ẽ

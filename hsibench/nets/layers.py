@@ -33,6 +33,7 @@ pass uses; the nets report them as ``info["learned_psf"]``/``info["learned_srf"]
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,9 @@ from ..degrade.srf import srf_error
 from ..methods.base import Context, InputError
 
 __all__ = [
+    "Conv1x1",
+    "matmul_cols",
+    "pointwise",
     "PSFLayer",
     "SRFLayer",
     "EndmemberDecoder",
@@ -60,6 +64,168 @@ __all__ = [
 ]
 
 _MIX = 1e-3  # uniform mass mixed into a given kernel before taking logs (softmax parameterisation)
+
+
+_ONEDNN_MIN_MACS = 1 << 21  # smaller products stay on torch.mm (oneDNN's call overhead dominates)
+_ONEDNN_MIN_DIM = 16  # as do thin ones (a handful of bands or channels on one side)
+
+
+def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    return (a.device.type == "cpu" and a.dtype == torch.float32 and b.dtype == torch.float32
+            and m * k * n >= _ONEDNN_MIN_MACS and min(m, k, n) >= _ONEDNN_MIN_DIM
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+def matmul_cols(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b (+ bias[:, None])`` for an (m, k) ``a`` and a (k, n) ``b`` (no autograd of its own).
+
+    Large float32 products on the CPU run as a oneDNN 1×1 convolution over the n columns (``b`` as a
+    k-channel image of n pixels, ``a`` as the kernel), which on the CPU is about 1.5-2x faster than
+    ``torch.mm`` single-threaded; ``b`` may be contiguous or a transposed contiguous matrix (read in
+    place as a channels-last image). Anything else (float64, CUDA, small products) is ``torch.mm``
+    / ``torch.addmm``. The result has the layout of ``b`` (row-major, or column-major if ``b`` was).
+
+    Parameters
+    ----------
+    a : torch.Tensor
+        (m, k).
+    b : torch.Tensor
+        (k, n).
+    bias : torch.Tensor, optional
+        (m,), added to every column.
+
+    Returns
+    -------
+    torch.Tensor
+        (m, n).
+
+    Example
+    -------
+    >>> matmul_cols(torch.eye(2), torch.ones(2, 3)).sum().item()
+    6.0
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    if not _use_onednn(a, b):
+        return torch.mm(a, b) if bias is None else torch.addmm(bias[:, None], a, b)
+    if b.is_contiguous():
+        x = b.view(1, k, 1, n)
+    elif b.t().is_contiguous():  # column-major: a channels-last image, read in place
+        x = b.as_strided((1, k, 1, n), (k * n, 1, k * n, k))
+    else:
+        x = b.contiguous().view(1, k, 1, n)
+    out = torch.mkldnn_convolution(x, a.contiguous().view(m, k, 1, 1), bias, (0, 0), (1, 1), (1, 1), 1)
+    return out[0, :, 0]
+
+
+class _Pointwise(torch.autograd.Function):
+    """y = w ⋆ x (+ b), a 1×1 convolution of one (1, C, H, W) image: the forward pass is oneDNN's
+    1×1 convolution, the two backward products (w.T @ g and g @ x.T, as autograd's ``addmm``
+    backward) are :func:`matmul_cols`."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        O, C = w.shape
+        return torch.mkldnn_convolution(x, w.contiguous().view(O, C, 1, 1), b, (0, 0), (1, 1), (1, 1), 1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        (O, C), (H, W) = w.shape, x.shape[-2:]
+        g2 = g.reshape(O, H * W)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = matmul_cols(w.t(), g2).reshape(1, C, H, W)
+        if ctx.needs_input_grad[1]:
+            gw = matmul_cols(g2.contiguous(), x.reshape(C, H * W).t())
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = g2.sum(1)
+        return gx, gw, gb
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel linear map over the channel axis: ``y[..., o, i, j] = Σ_c w[o, c] x[..., c, i, j] + b[o]``.
+
+    Mathematically a 1×1 convolution (``F.conv2d(x, w[:, :, None, None], b)``), computed as matrix
+    products over the pixels (:func:`matmul_cols`, forward and backward) for a single image in
+    NCHW or channels-last layout (the output keeps the layout), a batched ``matmul`` otherwise. On
+    the CPU with one thread PyTorch sends a 1×1 ``conv2d`` to its unfold fallback on MKL's GEMM,
+    which is 1.5-2x slower than this.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., C, H, W)`` input.
+    weight : torch.Tensor
+        ``(O, C)`` matrix (a 1×1 conv weight ``(O, C, 1, 1)`` is accepted too).
+    bias : torch.Tensor, optional
+        ``(O,)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., O, H, W)``.
+
+    Raises
+    ------
+    InputError
+        If the channel counts of ``x`` and ``weight`` differ.
+
+    Example
+    -------
+    >>> x, w = torch.ones(1, 3, 2, 2), torch.ones(4, 3)
+    >>> pointwise(x, w).shape
+    torch.Size([1, 4, 2, 2])
+    """
+    w = weight.reshape(weight.shape[0], weight.shape[1]) if weight.dim() == 4 else weight
+    if x.dim() < 3 or x.shape[-3] != w.shape[1]:
+        raise InputError(f"pointwise map expects (..., {w.shape[1]}, H, W) input, got {tuple(x.shape)}")
+    C, H, W = x.shape[-3:]
+    lead = x.shape[:-3]
+    if x.dim() == 4 and x.shape[0] == 1 and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        x2 = x.view(C, H * W)  # row-major (NCHW) or column-major (channels-last)
+        if _use_onednn(w, x2):
+            return _Pointwise.apply(x, w, bias)  # keeps the layout of x
+        if not x.is_contiguous():  # channels-last: a linear map over the last axis keeps the layout
+            return F.linear(x.permute(0, 2, 3, 1), w, bias).permute(0, 3, 1, 2)
+        y = torch.mm(w, x2) if bias is None else torch.addmm(bias[:, None], w, x2)
+        return y.view(1, w.shape[0], H, W)
+    y = torch.matmul(w, x.reshape(*lead, C, H * W))
+    if bias is not None:
+        y = y + bias[:, None]
+    return y.reshape(*lead, w.shape[0], H, W)
+
+
+class Conv1x1(nn.Conv2d):
+    """``nn.Conv2d(in_channels, out_channels, 1)`` computed by :func:`pointwise`.
+
+    Same parameters, state dict, initialisation (and random-number consumption) as the plain
+    ``nn.Conv2d``; only the forward pass differs (a matrix product instead of the convolution
+    fallback), and it is mathematically identical.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channel counts.
+    bias : bool
+        Learn an additive bias (default ``True``).
+
+    Example
+    -------
+    >>> conv = Conv1x1(3, 5)
+    >>> conv(torch.ones(1, 3, 4, 4)).shape
+    torch.Size([1, 5, 4, 4])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pointwise(x, self.weight, self.bias)
 
 
 def _symmetric_index(n: int, pad: int, boundary: str) -> torch.Tensor:
@@ -210,7 +376,7 @@ class SRFLayer(nn.Module):
         return self.initial.detach().cpu().double().numpy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ml,...lhw->...mhw", self.matrix().to(x.dtype), x)
+        return pointwise(x, self.matrix().to(x.dtype))
 
     @torch.no_grad()
     def project(self) -> None:
@@ -238,7 +404,7 @@ class EndmemberDecoder(nn.Module):
         self.clamp_output = clamp_output
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        y = torch.einsum("lk,...khw->...lhw", self.weight, a)
+        y = pointwise(a, self.weight)
         return y.clamp(0, 1) if self.clamp_output else y
 
     @torch.no_grad()
@@ -257,14 +423,18 @@ def kaiming_init(module: nn.Module) -> nn.Module:
 
 
 def conv1x1_stack(in_ch: int, widths, out_ch: int | None = None, slope: float = 0.2) -> nn.Sequential:
-    """Conv1×1(in→w1) → LReLU → … → Conv1×1(w_n→out) (no activation on the last conv if ``out_ch``)."""
+    """Conv1×1(in→w1) → LReLU → … → Conv1×1(w_n→out) (no activation on the last conv if ``out_ch``).
+
+    The 1×1 convs are :class:`Conv1x1` (a matrix product over pixels) and the activations work in
+    place on the conv outputs (which no backward pass needs); state dict keys and initialisation
+    are those of the ``nn.Conv2d``/``nn.LeakyReLU`` stack."""
     layers: list[nn.Module] = []
     c = in_ch
     for w in widths:
-        layers += [nn.Conv2d(c, int(w), 1), nn.LeakyReLU(slope)]
+        layers += [Conv1x1(c, int(w)), nn.LeakyReLU(slope, inplace=True)]
         c = int(w)
     if out_ch is not None:
-        layers.append(nn.Conv2d(c, out_ch, 1))
+        layers.append(Conv1x1(c, out_ch))
     return kaiming_init(nn.Sequential(*layers))
 
 
@@ -292,7 +462,10 @@ def kl_sparsity(a: torch.Tensor, target: float) -> torch.Tensor:
     abundances clamped to [1e-6, 1 − 1e-6] inside the logs (clamped layers produce exact zeros)."""
     r = float(target)
     q = a.clamp(1e-6, 1 - 1e-6)
-    return (r * torch.log(r / q) + (1 - r) * torch.log((1 - r) / (1 - q))).sum()
+    # ρ log(ρ/q) + (1−ρ) log((1−ρ)/(1−q)) = c − ρ log q − (1−ρ) log(1−q), c = ρ log ρ + (1−ρ) log(1−ρ):
+    # the same function without the two element-wise divisions (and their backward)
+    c = r * math.log(r) + (1 - r) * math.log1p(-r)
+    return (c - r * torch.log(q) - (1 - r) * torch.log1p(-q)).sum()
 
 
 def relative_error(est, truth) -> float:
