@@ -144,6 +144,22 @@ def _results(jobs_dir: Path) -> list[Path]:
     return [p for p in jobs_dir.glob("*.json") if not p.name.startswith(".")]
 
 
+def _job_ids_with_plugin(plugin_dir, study) -> set[str]:
+    """The study's job ids, computed in this process: loading validates the methods against the
+    registry, so the plugin's test method is registered for the call and removed afterwards."""
+    import importlib.util
+
+    from hsibench.methods import unregister
+
+    spec = importlib.util.spec_from_file_location("_hsibench_inproc_plugin", plugin_dir / "hsibench_test_plugin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # registers _test_sleepy
+    try:
+        return {j.job_id for j in load_study(study).jobs()}
+    finally:
+        unregister("_test_sleepy")
+
+
 def test_killed_run_resumes_with_every_job_exactly_once(tmp_path):
     """SIGKILL a study half-way, re-run it: every job ends up present exactly once, none lost or doubled.
 
@@ -160,20 +176,23 @@ def test_killed_run_resumes_with_every_job_exactly_once(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = len(_results(jobs_dir))
-    total = len(load_study(study).jobs())
+    expected = _job_ids_with_plugin(tmp_path / "plugin", study)
+    total = len(expected)
     assert total == 10 and 3 <= partial < total, (partial, proc.stderr.read())
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{partial} already done" in done.stdout
     ids = [r["job_id"] for r in ResultStore(out).rows()]
     assert len(ids) == total == len(set(ids))
-    assert {j.job_id for j in load_study(study).jobs()} == set(ids)
+    assert expected == set(ids)
     assert not list(jobs_dir.glob(".tmp-*"))
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
     driver = write_plugin(tmp_path / "plugin")
-    study = sleepy_study(tmp_path / "s.toml", n_scenes=4, sleep=0.5)
+    # 4 jobs of 3 s: the first run still holds the lock while the second one starts up (several
+    # seconds: loading a study imports every method)
+    study = sleepy_study(tmp_path / "s.toml", n_scenes=4, sleep=3.0)
     out = tmp_path / "res"
     cmd = [sys.executable, str(driver), "run", str(study), "--out", str(out), "--quiet"]
     env = _env(tmp_path / "plugin")
