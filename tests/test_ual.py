@@ -235,6 +235,10 @@ def test_folder_prior_guards(scene, tmp_path):
     only = _scene_folder(tmp_path / "one", [("only", 1)])
     with pytest.raises(InputError, match="no scene besides the one being fused"):
         run_method(create_method("ual", "small", pretrain_data=str(only), **TINY), obs.lr, obs.msi, ctx)
+    cropped = Context(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf, wavelengths=wl, iterations=2,
+                      scene="only[0:16,0:16]")  # a crop of a scene is still that scene
+    with pytest.raises(InputError, match="no scene besides the one being fused"):
+        run_method(create_method("ual", "small", pretrain_data=str(only), **TINY), obs.lr, obs.msi, cropped)
     tiny = _scene_folder(tmp_path / "tiny", [("a", 1)], size=32)
     with pytest.raises(InputError, match="smaller than the 48x48 patches"):
         run_method(create_method("ual", "small", pretrain_data=str(tiny), **{**TINY, "pretrain_patch": 48}),

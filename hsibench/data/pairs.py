@@ -261,8 +261,8 @@ def pair_case(source: str, deg, seed: int = 0):
         lr = blur_decimate(ref, make_kernel(deg.kernel, s).astype(np.float32), s, deg.boundary)
         extra = {"reference": "the real HS image", "crop": {"rows": [0, h], "cols": [0, w]}}
     key = f"{pair.name}:{protocol}"
-    lr = add_noise(np.asarray(lr, np.float32), deg.snr_hs, seeded_rng("hs", key, deg.label(), seed), deg.noise_per_band)
-    msi = add_noise(np.asarray(msi, np.float32), deg.snr_ms, seeded_rng("ms", key, deg.label(), seed), deg.noise_per_band)
+    lr = add_noise(np.asarray(lr, np.float32), deg.snr_hs, seeded_rng("hs", key, deg._noise_label(), seed), deg.noise_per_band)
+    msi = add_noise(np.asarray(msi, np.float32), deg.snr_ms, seeded_rng("ms", key, deg._noise_label(), seed), deg.noise_per_band)
     scene = _pair_scene(ref, pair, protocol, extra)
     obs = Observation(lr=np.ascontiguousarray(lr, dtype=np.float32), msi=np.ascontiguousarray(msi, dtype=np.float32),
                       psf=None, srf=None, scale=s, degradation=deg)

@@ -188,7 +188,7 @@ class Degradation:
         Returns
         -------
         str
-            E.g. ``x4|gauss_fwhm|landsat8_bgr|hsinf|ms30`` or ``x4|box|landsat8_bgr|hsinf|msinf|boundary=periodic``.
+            E.g. ``x4|gauss_fwhm|landsat8_bgr|hsinf|ms30`` or ``x4|box|landsat8_bgr|hsinf|msinf|boundary=circular``.
 
         Example
         -------

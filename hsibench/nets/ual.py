@@ -65,8 +65,8 @@ Choices and departures (also in ``UAL.deviations`` and the config):
   without one).
 * Presets. ``paper`` (= ``default``): everything above. ``fast``: the paper's networks, data and
   learning rates with the schedules compressed ten-fold (pre-training 1470 steps, lr × 0.7 every 98;
-  adaptation 500 iterations, plateau stop on); nothing else changes (still ≈ 4 h of pre-training on
-  a CPU, once per SRF and scale thanks to the cache). ``small`` (its own deviations, the former
+  adaptation 500 iterations, plateau stop on); nothing else changes (the pre-training still takes
+  hours on a CPU, once per SRF and scale thanks to the cache; ``reports/net_budgets.md``). ``small`` (its own deviations, the former
   ``fast``: results labelled ``ual[fast]`` before the presets were split used it, with a Gaussian
   start of FWHM = s): width 16, M = 2 in both modules; pre-training 400 steps of batch 4, 64×64
   patches from 6 scenes of 128×128, Adam lr 1e-3 with a cosine decay; adaptation 600 iterations,
@@ -513,6 +513,11 @@ def load_folder_scenes(folder, wl: np.ndarray, exclude: str | None) -> tuple[lis
     """
     from ..data import load_scene
 
+    from ..data.loaders import _CROP_SUFFIX
+
+    if exclude is not None:  # a crop of a scene ("name[r0:r1,c0:c1]") is still that scene
+        window = _CROP_SUFFIX.match(exclude)
+        exclude = window.group(1) if window else exclude
     cubes, used, excluded, resampled, hashes = [], [], [], [], {}
     for q in _folder_entries(folder):
         stem = q.name if q.is_dir() else q.stem
