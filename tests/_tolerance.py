@@ -44,3 +44,18 @@ def roundoff_atol(fn, *arrays, trials: int = 2, ulps: float = 4.0, factor: float
         for i, o in enumerate(_as_tuple(fn(*pert))):
             worst[i] = max(worst[i], float(np.abs(np.asarray(o, dtype=np.float64) - ref[i]).max()))
     return [factor * max(w, 64 * eps * float(np.abs(r).max())) for w, r in zip(worst, ref)]
+
+
+def assert_torch_matches_numpy(method, lr, msi, ctx) -> None:
+    """``method`` on float64 torch CPU tensors gives a float64 tensor equal to its NumPy output within
+    the problem's own roundoff response (:func:`roundoff_atol`), which must be small enough for the
+    comparison to mean something."""
+    import torch
+
+    lr, msi = np.asarray(lr, dtype=np.float64), np.asarray(msi, dtype=np.float64)
+    ref = method(lr, msi, ctx).hr
+    (tol,) = roundoff_atol(lambda x, y: method(x, y, ctx).hr, lr, msi)
+    assert tol < 1e-6, f"roundoff response {tol:.3g}: the comparison would be vacuous"
+    out = method(torch.as_tensor(lr), torch.as_tensor(msi), ctx).hr
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=tol)

@@ -11,7 +11,7 @@ from hsibench.baselines.glp import mtf_kernel
 from hsibench.degrade.degradation import Degradation
 from hsibench.methods.base import Context
 from hsibench.methods.registry import create_method
-from _tolerance import roundoff_atol
+from _tolerance import assert_torch_matches_numpy
 
 from _baselinecase import lowrank_scene, psnr, run
 
@@ -56,15 +56,8 @@ def test_torch_matches_numpy():
     # Compared in float64 with a tolerance from the problem's measured roundoff response (see
     # tests/_tolerance.py): float32 results of two backends differ by CPU/SIMD-dependent roundoff
     # that this solver amplifies, so a fixed float32 tolerance only holds on the machine it was tuned on.
-    lr, msi = obs.lr.astype(np.float64), obs.msi.astype(np.float64)
     for params in ({}, {"mtf": "psf"}):
-        m = create_method("glp_hs", **params)
-        ref = m(lr, msi, ctx).hr
-        (tol,) = roundoff_atol(lambda x, y: m(x, y, ctx).hr, lr, msi)
-        assert tol < 1e-6, f"roundoff response {tol:.3g}: the comparison would be vacuous"
-        out = m(torch.as_tensor(lr), torch.as_tensor(msi), ctx).hr
-        assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
-        np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=tol)
+        assert_torch_matches_numpy(create_method("glp_hs", **params), obs.lr, obs.msi, ctx)
 
 
 def test_bad_inputs_never_nan():
