@@ -50,6 +50,8 @@ def _heading(key: dict) -> str:
         extra.append("per-band noise")
     if str(key.get("misregistration", "0,0")) != "0,0":
         extra.append(f"misregistration ({key['misregistration']}) px")
+    if key.get("srf_sampling", "hs_bands") not in ("hs_bands", None):
+        extra.append(f"SRF sampling `{key['srf_sampling']}`")
     extra += [f"{k[4:]} `{v}`" for k, v in key.items() if k.startswith("deg_")]
     return ", ".join([out, *extra]) + f", knowledge `{key['mode']}`"
 
