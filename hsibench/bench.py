@@ -564,6 +564,10 @@ def nets_report(res: dict) -> str:
     ]
     notes = [
         "",
+        "The `fast` rows compare different networks: at the baseline commit `fast` was the narrow",
+        "variant that is now called `small`; today's `fast` is the paper's network on a compressed",
+        "schedule, so only the `paper` rows are like for like.",
+        "",
         "What the speed-up is made of (all exact: same model, parameters, losses; checked against plain",
         "`conv2d`/`cat`/`einsum` formulations in `tests/test_nets_equivalence.py`): 1×1 convolutions,",
         "decoders and SRF as matrix products run as oneDNN 1×1 convolutions, forward and both backward",
