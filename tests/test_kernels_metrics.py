@@ -113,10 +113,22 @@ def test_band_sums_fields(rng_mod):
     np.testing.assert_allclose(s.sxy, (gc * ec).sum(axis=(1, 2)), rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(s.max_gt, g.max(axis=(1, 2)))
     np.testing.assert_array_equal(s.constant_gt, [False, False, True])
-    # negative maxima (bit-pattern max/min decoding): all-negative band and mixed-sign band
-    neg = -rng_mod.random((2, 5, 6)).astype(np.float32)
+    # negative maxima (bit-pattern max decoding, all-negative bands reduced again): an
+    # all-negative band, a mixed-sign band and a band of -0.0
+    neg = -rng_mod.random((3, 5, 6)).astype(np.float32)
     neg[1, 2, 2] = 0.3
-    np.testing.assert_array_equal(band_sums(neg, neg + 1).max_gt, neg.max(axis=(1, 2)))
+    neg[2] = -0.0
+    got = band_sums(neg, neg + 1).max_gt
+    np.testing.assert_array_equal(got, neg.max(axis=(1, 2)))
+    assert np.signbit(got[2])
+    # both cubes are shifted by the ground truth's first values and the cross moment follows
+    # from the squared error: an estimate far from that shift keeps its moments
+    far = (0.5 * gt + 30.0).astype(np.float32)
+    s2 = band_sums(gt, far)
+    ef = far.astype(float)
+    ecf = ef - ef.mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(s2.syy, (ecf**2).sum(axis=(1, 2)), rtol=1e-9)
+    np.testing.assert_allclose(s2.sxy, (gc * ecf).sum(axis=(1, 2)), rtol=1e-9, atol=1e-12)
 
 
 def test_exact_reconstruction():
