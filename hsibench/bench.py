@@ -427,7 +427,7 @@ print(json.dumps({"wall": float(np.median(st[:, 0])), "cpu": float(np.median(st[
 def nets_case(path: Path, seed: int = 0, size: int = 80, bands: int = 156, ms_bands: int = 4, scale: int = 4) -> None:
     """Write the synthetic nets case to ``path`` (npz): a low-rank 156-band scene (10 smooth
     Gaussian-mixture spectra, smooth softmax abundances), LrHSI by s×s block averaging, HrMSI by a
-    4-band SRF with contiguous band coverage."""
+    4-band SRF with contiguous band coverage; ``truth`` is the scene (float32)."""
     from scipy import ndimage
 
     rng = np.random.default_rng(seed)
@@ -449,7 +449,8 @@ def nets_case(path: Path, seed: int = 0, size: int = 80, bands: int = 156, ms_ba
         srf[j, edges[j]:edges[j + 1]] = rng.uniform(0.5, 1, edges[j + 1] - edges[j])
     srf /= srf.sum(1, keepdims=True)
     msi = np.einsum("ml,lhw->mhw", srf, X)
-    np.savez(path, lr=lr.astype(np.float32), msi=msi.astype(np.float32), psf=psf, srf=srf, scale=scale)
+    np.savez(path, lr=lr.astype(np.float32), msi=msi.astype(np.float32), psf=psf, srf=srf, scale=scale,
+             truth=X.astype(np.float32))
 
 
 def _nets_snapshot(ref: str, dest: Path) -> Path:

@@ -422,6 +422,10 @@ def test_bench_nets_case_and_report_section(tmp_path):
     assert d["lr"].shape == (156, 20, 20) and d["msi"].shape == (4, 80, 80) and int(d["scale"]) == 4
     np.testing.assert_allclose(d["srf"].sum(1), 1)
     np.testing.assert_allclose(d["lr"], d["lr"].astype(np.float64), rtol=0)
+    X = d["truth"].astype(np.float64)  # the scene: the LrHSI is its 4×4 block means, the HrMSI its SRF image
+    assert X.shape == (156, 80, 80) and X.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(d["lr"], X.reshape(156, 20, 4, 20, 4).mean((2, 4)), atol=1e-6)
+    np.testing.assert_allclose(d["msi"], np.einsum("ml,lhw->mhw", d["srf"], X), atol=1e-6)
     doc = "# Title\n\nintro\n\n## Strided PSF\n\npsf table\n\n## Metrics\n\nmetrics table\n"
     sec1, sec2 = "## Nets\n\nfirst\n", "## Nets\n\nsecond\n"
     once = bench._splice_section(doc, "## Nets", sec1)
