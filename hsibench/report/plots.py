@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..study.store import ResultStore
 from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, pareto_front
-from .tables import _method_order
+from .tables import _method_order, degradation_extras
 
 __all__ = ["robustness_plots", "pareto_plot", "visual_panels", "false_colour", "method_styles"]
 
@@ -227,15 +227,7 @@ def degradation_text(r) -> str:
     """A one-line description of a row's degradation (fields at their default value after the SNRs left out)."""
     snr = lambda v: "∞" if np.isinf(v) else f"{v:g}"  # noqa: E731
     out = f"×{r['scale']}, {r['kernel']}, {r['sensor']}, SNR hs {snr(r['snr_hs'])} / ms {snr(r['snr_ms'])} dB"
-    extra = []
-    if r.get("boundary", "symmetric") != "symmetric":
-        extra.append(f"boundary {r['boundary']}")
-    if bool(r.get("noise_per_band", False)):
-        extra.append("per-band noise")
-    if str(r.get("misregistration", "0,0")) != "0,0":
-        extra.append(f"misregistration ({r['misregistration']}) px")
-    extra += [f"{k[4:]} {r[k]}" for k in r.index if str(k).startswith("deg_")] if hasattr(r, "index") else []
-    return ", ".join([out, *extra])
+    return ", ".join([out, *degradation_extras(r)])
 
 
 def visual_panels(store: ResultStore, df: pd.DataFrame, out_dir: Path) -> list[Path]:

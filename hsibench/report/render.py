@@ -20,7 +20,7 @@ from .stats import (
     degradation_columns, estimation_leaderboard, knowledge_gap, paired_comparison, rank_flips, rank_stability,
 )
 from .tables import (
-    deviation_notes, failure_table, load_results, markdown_table, mode_gap_table, overview_table, scene_table,
+    degradation_extras, deviation_notes, failure_table, load_results, markdown_table, mode_gap_table, overview_table, scene_table,
     summary_tables, training_table,
 )
 
@@ -43,17 +43,7 @@ def _snr(v) -> str:
 def _heading(key: dict) -> str:
     out = (f"×{key['scale']}, kernel `{key['kernel']}`, sensor `{key['sensor']}`, SNR LrHSI {_snr(key['snr_hs'])} dB / "
            f"HrMSI {_snr(key['snr_ms'])} dB")
-    extra = []
-    if key.get("boundary", "symmetric") != "symmetric":
-        extra.append(f"boundary `{key['boundary']}`")
-    if bool(key.get("noise_per_band", False)):
-        extra.append("per-band noise")
-    if str(key.get("misregistration", "0,0")) != "0,0":
-        extra.append(f"misregistration ({key['misregistration']}) px")
-    if key.get("srf_sampling", "hs_bands") not in ("hs_bands", None):
-        extra.append(f"SRF sampling `{key['srf_sampling']}`")
-    extra += [f"{k[4:]} `{v}`" for k, v in key.items() if k.startswith("deg_")]
-    return ", ".join([out, *extra]) + f", knowledge `{key['mode']}`"
+    return ", ".join([out, *degradation_extras(key, code=True)]) + f", knowledge `{key['mode']}`"
 
 
 def _num(v, digits: int = 2) -> str:

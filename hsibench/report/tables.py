@@ -13,7 +13,7 @@ from ..study.store import ResultStore
 from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, case_columns, degradation_columns, floor_gain
 
 __all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "training_table", "markdown_table",
-           "deviation_notes", "format_ci", "mode_gap_table", "scene_table", "DEGRADATION_KEYS", "METRIC_ORDER",
+           "deviation_notes", "degradation_extras", "format_ci", "mode_gap_table", "scene_table", "DEGRADATION_KEYS", "METRIC_ORDER",
            "HIGHER_IS_BETTER"]
 
 #: Columns that split the per-degradation tables: every degradation field, then the knowledge mode.
@@ -32,6 +32,26 @@ def _deg_value(key: str, v):
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=True)
     return v
+
+
+def degradation_extras(key, code: bool = False) -> list[str]:
+    """Short phrases for the degradation fields of a row or table key that differ from their default
+    (boundary, per-band noise, misregistration, SRF sampling, extra ``deg_*`` columns), in order;
+    ``code=True`` sets the values in Markdown code spans. Every degradation title uses it, so two
+    cases that differ only in one of these fields never share a title."""
+    q = (lambda v: f"`{v}`") if code else str  # noqa: E731
+    items = key.items() if hasattr(key, "items") else []
+    out = []
+    if key.get("boundary", "symmetric") != "symmetric":
+        out.append(f"boundary {q(key['boundary'])}")
+    if bool(key.get("noise_per_band", False)):
+        out.append("per-band noise")
+    if str(key.get("misregistration", "0,0")) != "0,0":
+        out.append(f"misregistration ({key['misregistration']}) px")
+    if key.get("srf_sampling", "hs_bands") not in ("hs_bands", None):
+        out.append(f"SRF sampling {q(key['srf_sampling'])}")
+    out += [f"{k[4:]} {q(v)}" for k, v in items if str(k).startswith("deg_")]
+    return out
 
 
 def _variant(deg: dict) -> str:
