@@ -26,6 +26,32 @@ _NUMERIC_MAT_CLASSES = {"double", "single", "int8", "uint8", "int16", "uint16", 
                         "int64", "uint64", "logical"}
 _AUX_VARS = ["nRow", "nCol", "nBand", "maxValue"] + list(catalog.INDEX_VARS) + catalog.WAVELENGTH_VARS
 _CROP_SUFFIX = re.compile(r"^(.*)\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
+
+
+def split_crop(source: str) -> tuple[str, tuple[int, int, int, int] | None]:
+    """Split a ``"<source>[r0:r1,c0:c1]"`` scene spec into the source and its crop window.
+
+    Parameters
+    ----------
+    source : str
+        A scene spec, with or without a crop suffix.
+
+    Returns
+    -------
+    (str, tuple of int or None)
+        The spec without the suffix, and ``(r0, r1, c0, c1)`` (None without a suffix).
+
+    Example
+    -------
+    >>> split_crop("data:cave/balloons_ms.mat[64:112,0:48]")
+    ('data:cave/balloons_ms.mat', (64, 112, 0, 48))
+    >>> split_crop("synthetic:32x8")
+    ('synthetic:32x8', None)
+    """
+    window = _CROP_SUFFIX.match(source)
+    if not window:
+        return source, None
+    return window.group(1), tuple(int(v) for v in window.group(2, 3, 4, 5))
 _LAYOUTS = {"chw": "CHW", "hwc": "HWC", "hcw": "HCW", "zhu": "zhu", "auto": None}
 
 
@@ -507,10 +533,10 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     >>> scene.cube.shape, float(scene.cube.max()), scene.wavelengths[[0, -1]].tolist()
     ((8, 32, 32), 1.0, [400.0, 700.0])
     """
-    window = _CROP_SUFFIX.match(str(source)) if isinstance(source, str) else None
+    base, window = split_crop(source) if isinstance(source, str) else (source, None)
     if window:  # "<source>[r0:r1,c0:c1]": a spatial crop of the loaded (and normalised) scene
-        r0, r1, c0, c1 = (int(v) for v in window.group(2, 3, 4, 5))
-        scene = load_scene(window.group(1), name=name, key=key, layout=layout, wavelengths=wavelengths,
+        r0, r1, c0, c1 = window
+        scene = load_scene(base, name=name, key=key, layout=layout, wavelengths=wavelengths,
                            normalize=normalize, drop_constant=drop_constant, **kw)
         if not (r0 < r1 <= scene.rows and c0 < c1 <= scene.cols):
             raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")

@@ -513,11 +513,10 @@ def load_folder_scenes(folder, wl: np.ndarray, exclude: str | None) -> tuple[lis
     """
     from ..data import load_scene
 
-    from ..data.loaders import _CROP_SUFFIX
+    from ..data.loaders import split_crop
 
     if exclude is not None:  # a crop of a scene ("name[r0:r1,c0:c1]") is still that scene
-        window = _CROP_SUFFIX.match(exclude)
-        exclude = window.group(1) if window else exclude
+        exclude = split_crop(exclude)[0]
     cubes, used, excluded, resampled, hashes = [], [], [], [], {}
     for q in _folder_entries(folder):
         stem = q.name if q.is_dir() else q.stem

@@ -216,16 +216,6 @@ def _method_spec(m, i: int) -> MethodSpec:
 def _check_scene(scene, i: int, options: dict) -> str:
     if not isinstance(scene, str) or not scene.strip():
         raise StudyError(f"scenes[{i}] must be a non-empty string, got {scene!r}")
-    if scene.strip().lower().startswith("synthetic"):
-        from ..data.synthetic import check_synthetic_params, parse_synthetic_source
-
-        try:
-            params = parse_synthetic_source(scene)
-            e = options.get("endmembers", 5)
-            check_synthetic_params(params.get("size", 128), params.get("bands", 31), e, params.get("seed", 0))
-        except ValueError as exc:
-            raise StudyError(f"scenes[{i}]: {exc}") from None
-        return scene
     if scene.strip().startswith("pair:"):  # a real pair (no ground truth): known name and protocol
         from ..data.pairs import PAIRS, parse_pair_source
 
@@ -236,19 +226,23 @@ def _check_scene(scene, i: int, options: dict) -> str:
         if pair_name not in PAIRS:
             raise StudyError(f"scenes[{i}]: unknown real pair {pair_name!r}; known: {sorted(PAIRS)}")
         return scene
-    from ..data.loaders import _CROP_SUFFIX
+    from ..data.loaders import split_crop
+
+    base, _ = split_crop(scene)  # a "[r0:r1,c0:c1]" crop is checked against the scene when loaded
+    if base.strip().lower().startswith("synthetic"):
+        from ..data.synthetic import check_synthetic_params, parse_synthetic_source
+
+        try:
+            params = parse_synthetic_source(base)
+            e = options.get("endmembers", 5)
+            check_synthetic_params(params.get("size", 128), params.get("bands", 31), e, params.get("seed", 0))
+        except ValueError as exc:
+            raise StudyError(f"scenes[{i}]: {exc}") from None
+        return scene
     from ..paths import resolve_data_path
 
-    window = _CROP_SUFFIX.match(scene)  # "<source>[r0:r1,c0:c1]": the crop is checked when loaded
-    if window:
-        inner = window.group(1)
-        if inner.strip().lower().startswith("synthetic"):
-            return _check_scene(inner, i, options) and scene
-        scene_path = inner
-    else:
-        scene_path = scene
     try:
-        path = resolve_data_path(scene_path)
+        path = resolve_data_path(base)
     except FileNotFoundError as exc:
         raise StudyError(f"scenes[{i}]: {exc}") from None
     if not path.exists():
