@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import atomic
 
-__all__ = ["ResultStore", "StoreLocked", "StoreWarning", "STATUSES", "atomic_write_text", "code_id_of", "jsonable",
+__all__ = ["ResultStore", "StoreLocked", "StoreWarning", "STATUSES", "code_id_of", "jsonable",
            "row_problem"]
 
 #: The statuses a finished job row can have.
@@ -66,11 +66,6 @@ def _restore_floats(v: Any) -> Any:
     if v in ("inf", "-inf", "nan"):
         return float(v)
     return v
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (kept for callers of the store; see :mod:`hsibench.atomic`)."""
-    atomic.write_text(path, text)
 
 
 def row_problem(row: Any, job_id: str | None = None) -> str | None:
