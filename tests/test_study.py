@@ -412,3 +412,14 @@ def test_degradation_errors_score_what_the_method_ended_with():
     only = _degradation_errors(start, obs)
     assert only["psf_error"] == pytest.approx(0.1) and only["psf_source"] == "estimated"
     assert "estimator_psf_error" not in only
+
+
+def test_crop_option_outside_the_scene_is_refused():
+    """``scene_options.crop = [r0, r1, c0, c1]`` must fit the scene, as the ``[r0:r1,c0:c1]`` suffix must
+    (a window past the border is an error, not a silent clip)."""
+    from hsibench.data.scene import DataError
+    from hsibench.study.runner import _scene
+
+    assert _scene("synthetic:32x8:0", (("crop", (4, 20, 0, 16)),)).cube.shape == (8, 16, 16)
+    with pytest.raises(DataError, match="does not fit"):
+        _scene("synthetic:32x8:0", (("crop", (0, 40, 0, 16)),))

@@ -202,6 +202,8 @@ def _scene(source: str, options_key: tuple):
         r0, c0 = (scene.rows - n) // 2, (scene.cols - n) // 2
         return scene.crop(slice(r0, r0 + n), slice(c0, c0 + n))
     r0, r1, c0, c1 = (int(v) for v in crop)
+    if not (0 <= r0 < r1 <= scene.rows and 0 <= c0 < c1 <= scene.cols):  # as the loader's crop suffix
+        raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
     return scene.crop(slice(r0, r1), slice(c0, c1))
 
 
