@@ -9,7 +9,9 @@ import torch
 from hsibench.methods import Context, MethodError, create_method, get_method, run_method
 from hsibench.nets.layers import relative_error
 
-from _netcase import ctx_for, make_scene, psnr
+from hsibench.degrade.degradation import Degradation
+
+from _netcase import ctx_for, make_scene, psnr, toy_scene
 
 torch.set_num_threads(1)
 
@@ -110,3 +112,22 @@ def test_small_preset_beats_upsample(scene):
     up = run_method(create_method("upsample"), obs.lr, obs.msi, ctx).hr
     res = run_method(create_method("hyconet", "small"), obs.lr, obs.msi, ctx)
     assert psnr(X, res.hr) - psnr(X, up) > 2 * MARGIN_DB
+
+
+def test_saturated_decoder_is_noted_not_silent():
+    """On a uniformly bright cube (every value in [0.3, 1]) the paper-width HyCoNet's clamped decoder
+    starts above 1 (Kaiming init, 100 endmembers) and gets no gradient there: the row must say so,
+    while a normal-brightness cube (same scene × 0.3) trains without the note."""
+    from hsibench.nets.engine import saturation_note
+
+    assert saturation_note(np.ones((2, 4, 4), np.float32), np.zeros((2, 2, 2))) is not None
+    assert saturation_note(np.ones((2, 4, 4), np.float32), np.ones((2, 2, 2))) is None  # the input is saturated too
+    assert saturation_note(np.full((2, 4, 4), 0.5, np.float32), np.zeros((2, 2, 2))) is None
+    X, wl = toy_scene(size=32, bands=24)
+    for gain, noted in ((None, True), (0.3, False)):
+        cube = (0.3 + 0.7 * X if gain is None else gain * X).astype(np.float32)
+        obs = Degradation(4, "gauss_sigma0.5", "landsat8_bgr").apply(cube, np.linspace(400, 700, 24))
+        torch.set_num_threads(1)
+        _, info = create_method("hyconet", "fast").fuse(obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 30))
+        notes = [n for n in (info.get("notes") or []) if "clamped at 1" in n]
+        assert bool(notes) is noted, (gain, info.get("notes"))

@@ -507,6 +507,22 @@ def train(
 # --------------------------------------------------------------------------- glue for the nets
 
 
+def saturation_note(out: np.ndarray, lr) -> str | None:
+    """A note when a net's output sits at the clamp value 1 far more often than its LrHSI input does.
+
+    Decoders clamped to [0, 1] (HyCoNet, CUCaNet, EU2ADL) pass no gradient where their output is
+    clamped: a decoder that starts above 1 on a bright scene never recovers, and its output stays at 1
+    (see ``docs/methods.md``). More than 1 % of the output at 1.0 and ten times the LrHSI's share is
+    flagged, so a saturated run is never a silent low score.
+    """
+    frac = float(np.mean(out >= 1.0))
+    ref = float(np.mean(np.asarray(lr) >= 1.0))
+    if frac > 0.01 and frac > 10 * ref:
+        return (f"{100 * frac:.1f} % of the output is clamped at 1 (the LrHSI: {100 * ref:.2g} %): the decoder "
+                f"saturated and passes no gradient there, typically on a uniformly bright scene")
+    return None
+
+
 class NetMethod(Method):
     """Base class of the deep nets: tensors, device, seeding and the common ``info`` keys.
 
@@ -533,6 +549,10 @@ class NetMethod(Method):
             devs.append(f"budget override: {int(ctx.iterations)} iterations (preset {self.preset!r}: "
                         f"{int(self.params['iterations'])}), schedule scaled to it")
         info.update(threads=threads, device=str(device), seed=int(ctx.seed), preset=self.preset, deviations=devs)
+        note = saturation_note(out, lr)
+        if note:
+            old = info.get("notes") or []
+            info["notes"] = ([old] if isinstance(old, str) else list(old)) + [note]
         return out, info
 
     def _run(self, lr: torch.Tensor, msi: torch.Tensor, ctx: Context, device: torch.device):  # pragma: no cover
