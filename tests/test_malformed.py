@@ -284,6 +284,10 @@ STUDY_CASES = [
     (lambda d: d.update(iterations=0), "iterations"),
     (lambda d: d.update(colour=1), "unknown top-level"),
     (lambda d: d.update(scene_options={"frobnicate": 1}), "scene_options"),
+    (lambda d: d.update(scene_options={"crop": True}), "scene_options.crop"),
+    (lambda d: d.update(scene_options={"crop": [0, 8, 0]}), "scene_options.crop"),
+    (lambda d: d.update(scene_options={"crop": [8, 4, 0, 8]}), "empty"),
+    (lambda d: d.update(scenes=["synthetic:16x31:0[0:8,0:8]"], scene_options={"crop": 4}), "give one crop"),
     ([STUDY_OK], "mapping"),
 ]
 

@@ -411,6 +411,89 @@ def test_large_heap_is_allocation_only():
     assert torch.equal(got, want)
 
 
+_HEAP_PROBE = r"""
+import ctypes, json
+from hsibench.nets.engine import large_heap
+
+libc = ctypes.CDLL("libc.so.6")
+
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                                 "uordblks", "fordblks", "keepcost")]
+
+
+libc.mallinfo2.restype = Mallinfo2
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+MiB = 1 << 20
+
+
+def released(k=6, size=16 * MiB):
+    # MiB the heap hands back while k blocks are freed, last first: the free top grows 16 MiB a block
+    # and is trimmed once it reaches the trim threshold (never with 1 GiB, once with 64 MiB)
+    ptrs = (ctypes.c_void_p * k)()  # allocated up front: nothing else lands above the blocks
+    for i in range(k):
+        ptrs[i] = libc.malloc(size)
+    before = libc.mallinfo2().arena
+    for i in reversed(range(k)):
+        libc.free(ptrs[i])
+    return (before - libc.mallinfo2().arena) / MiB
+
+
+def mmapped(size):
+    n = libc.mallinfo2().hblks
+    p = libc.malloc(size)
+    out = libc.mallinfo2().hblks > n
+    libc.free(p)
+    return out
+
+
+out = {}
+with large_heap() as outer:
+    with large_heap() as inner:
+        out["flags"] = [outer, inner]
+    out["inside_after_inner_exit"] = released()
+out["mmapped_40"], out["mmapped_24"] = mmapped(40 * MiB), mmapped(24 * MiB)
+out["after"] = released()
+with large_heap():
+    out["inside_again"] = released()
+out["after_again"] = released()
+print(json.dumps(out))
+"""
+
+
+def _has_mallinfo2() -> bool:
+    import ctypes
+    import platform
+
+    try:
+        return platform.libc_ver()[0] == "glibc" and hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_mallinfo2(), reason="needs glibc >= 2.33 (mallinfo2)")
+def test_large_heap_is_reentrant_and_leaves_the_documented_state():
+    """Observed through glibc's own counters in a fresh process: a nested context does not end the
+    outer one's setting; after the last exit the mmap threshold is 32 MiB and the trim threshold
+    64 MiB, as documented, whatever was entered before."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", _HEAP_PROBE], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["flags"] == [True, True]
+    assert out["inside_after_inner_exit"] == 0 and out["inside_again"] == 0  # 1 GiB trim threshold in force
+    assert out["mmapped_40"] and not out["mmapped_24"]  # mmap threshold 32 MiB after the context
+    for key in ("after", "after_again"):  # trim threshold 64 MiB: trimmed once, when the 4th block is freed
+        assert 56 <= out[key] <= 72, out  # untouched glibc would trim at every free (96)
+
+
 # ------------------------------------------------------------------------------ bench section
 
 def test_bench_nets_case_and_report_section(tmp_path):

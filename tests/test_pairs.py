@@ -88,3 +88,38 @@ def test_a_study_gives_rows_for_both_protocols(shared_data, tmp_path):
     assert m["qnr"] == pytest.approx((1 - m["d_lambda"]) * (1 - m["d_s"]))
     assert full["metric_preset"] == "noref" and "psf_error" not in full
     assert rows[("pair:paris_hs_pan:full_resolution", "oracle")]["status"] == "not_applicable"
+
+
+def test_pair_cases_and_simulation_draw_the_same_noise(npz_pair, monkeypatch):
+    """One noise step: a pair case and a simulated case with the same key, degradation and seed draw the
+    same standard normal field (each scaled to its own image's power)."""
+    from hsibench.data import pairs
+    from hsibench.degrade import add_observation_noise, noise_sigma, simulate
+
+    path, sc = npz_pair
+    real_load = pairs.load_pair
+    monkeypatch.setattr(pairs, "load_pair", lambda name: real_load(str(path), hs_key="HS", ms_key="MS"))
+    noisy, clean = Degradation(scale=2, snr_hs=30, snr_ms=25), Degradation(scale=2)
+    ref, obs = pair_case("pair:mine:wald", noisy, seed=3)
+    _, obs0 = pair_case("pair:mine:wald", clean, seed=3)
+    key = ref.name
+    cube = sc.cube[:, ::2, ::2]  # same LR/MS shapes as the pair: (31, 4, 4) and (3, 8, 8)
+    sim, sim0 = simulate(cube, sc.wavelengths, noisy, seed=3, key=key), simulate(cube, sc.wavelengths, clean, seed=3, key=key)
+    assert obs.lr.shape == sim.lr.shape and obs.msi.shape == sim.msi.shape
+    # both paths are the public noise step applied to their noiseless images, bit for bit
+    for o, o0 in ((obs, obs0), (sim, sim0)):
+        lr, msi = add_observation_noise(o0.lr, o0.msi, noisy, seed=3, key=key)
+        np.testing.assert_array_equal(o.lr, lr)
+        np.testing.assert_array_equal(o.msi, msi)
+
+    def field(a, a0, snr):
+        return (a.astype(np.float64) - a0) / noise_sigma(a0, snr)
+
+    for img, snr in (("lr", 30), ("msi", 25)):
+        z_pair = field(getattr(obs, img), getattr(obs0, img), snr)
+        z_sim = field(getattr(sim, img), getattr(sim0, img), snr)
+        assert 0.5 < z_pair.std() < 1.5  # a unit normal field, not zero
+        np.testing.assert_allclose(z_pair, z_sim, atol=1e-4)
+    # another seed draws another field
+    _, other = pair_case("pair:mine:wald", noisy, seed=4)
+    assert np.corrcoef(field(other.lr, obs0.lr, 30).ravel(), field(obs.lr, obs0.lr, 30).ravel())[0, 1] < 0.5

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from hsibench.report.stats import (
-    bootstrap_mean_ci, describe_region, estimation_leaderboard, floor_gain, knowledge_gap, method_means,
+    bootstrap_mean_ci, describe_region, estimation_leaderboard, floor_gain, format_snr, knowledge_gap, method_means,
     paired_comparison, pareto_front, rank_flips, rank_stability,
 )
 
@@ -147,3 +147,26 @@ def test_method_means_ci_and_estimation_leaderboard():
     assert len(lb) == 4 and (lb["n"] == 3).all()
     assert lb.set_index("snr_hs").loc[20.0, "psf_error"] == pytest.approx(0.2)
     assert estimation_leaderboard(df.drop(columns="psf_error")).empty
+
+
+def test_one_snr_format_for_every_report_surface():
+    """No noise is "∞" (None, NaN or inf), a number is ``:g``; headings, panel titles, ticks, mode-gap
+    cases and region descriptions all write an SNR the same way."""
+    from hsibench.report.plots import _tick, degradation_text
+    from hsibench.report.render import _heading
+    from hsibench.report.tables import mode_gap_table
+
+    inf = math.inf
+    values = (None, math.nan, inf, np.float64(inf), 40, 40.0, np.float32(27.5), 1e3)
+    assert [format_snr(v) for v in values] == ["∞", "∞", "∞", "∞", "40", "40", "27.5", "1000"]
+    with pytest.raises(TypeError):
+        format_snr("40")
+    key = {"scale": 4, "kernel": "box", "sensor": "rgb", "snr_hs": inf, "snr_ms": 27.5, "mode": "blind"}
+    assert _heading(key) == "×4, kernel `box`, sensor `rgb`, SNR LrHSI ∞ dB / HrMSI 27.5 dB, knowledge `blind`"
+    assert degradation_text(key) == "×4, box, rgb, SNR hs ∞ / ms 27.5 dB"
+    assert [_tick("snr_ms", v) for v in (20.0, inf)] == ["20", "∞"]
+    gap = mode_gap_table(pd.DataFrame([{**key, "status": "ok", "label": "m", "family": "classical", "mode": mode, "psnr": p}
+                                       for mode, p in (("oracle", 30.0), ("blind", 28.0))]))
+    assert list(gap["case"]) == ["×4 box rgb SNR ∞/27.5"]
+    u = pd.DataFrame({"snr_hs": [20.0, 30.0, inf]})
+    assert describe_region(u.iloc[2:], u, ["snr_hs"]) == "LrHSI SNR = ∞ dB"

@@ -414,6 +414,33 @@ def test_degradation_errors_score_what_the_method_ended_with():
     assert "estimator_psf_error" not in only
 
 
+def test_crop_suffix_and_crop_option_are_one_crop():
+    """The ``[r0:r1,c0:c1]`` suffix and ``scene_options.crop`` cut the same pixels with the same provenance
+    (only the suffix renames the scene); given together they are refused, not composed."""
+    from hsibench.data import DataError, load_scene
+    from hsibench.study.runner import _scene
+
+    full = load_scene("synthetic:32x8:0")
+    by_suffix = load_scene("synthetic:32x8:0[4:20,0:16]")
+    by_option = _scene("synthetic:32x8:0", (("crop", (4, 20, 0, 16)),))
+    np.testing.assert_array_equal(by_suffix.cube, full.cube[:, 4:20, 0:16])
+    np.testing.assert_array_equal(by_option.cube, by_suffix.cube)
+    assert by_option.provenance == by_suffix.provenance
+    assert by_option.provenance["crop"] == {"rows": [4, 20], "cols": [0, 16]}
+    assert (by_suffix.name, by_option.name) == (full.name + "[4:20,0:16]", full.name)
+    central = _scene("synthetic:32x8:0", (("crop", 16),))  # N: the central N×N window
+    np.testing.assert_array_equal(central.cube, load_scene("synthetic:32x8:0[8:24,8:24]").cube)
+    with pytest.raises(DataError, match="give one crop"):
+        load_scene("synthetic:32x8:0[4:20,0:16]", crop=8)
+    base = {"name": "c", "grid": {"scale": 2}, "methods": [{"name": "upsample", "modes": ["blind"]}]}
+    with pytest.raises(StudyError, match=r"scenes\[1\]: .*crop suffix.*give one crop"):
+        study_from_dict({**base, "scenes": ["synthetic:32x8:0", "synthetic:32x8:0[0:16,0:16]"], "scene_options": {"crop": 8}})
+    with pytest.raises(StudyError, match="real pair"):
+        study_from_dict({**base, "scenes": ["pair:paris_hs_ms:wald"], "scene_options": {"crop": 8}})
+    with pytest.raises(StudyError, match="scene_options.crop"):
+        study_from_dict({**base, "scenes": ["synthetic:32x8:0"], "scene_options": {"crop": True}})  # not a 1×1 crop
+
+
 def test_crop_option_outside_the_scene_is_refused():
     """``scene_options.crop = [r0, r1, c0, c1]`` must fit the scene, as the ``[r0:r1,c0:c1]`` suffix must
     (a window past the border is an error, not a silent clip)."""

@@ -52,6 +52,127 @@ def split_crop(source: str) -> tuple[str, tuple[int, int, int, int] | None]:
     if not window:
         return source, None
     return window.group(1), tuple(int(v) for v in window.group(2, 3, 4, 5))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_crop(crop) -> int | tuple[int, int, int, int]:
+    """Validate a crop: ``N`` (the central N×N window) or ``[r0, r1, c0, c1]`` (rows r0…r1−1, columns c0…c1−1).
+
+    Whether the window fits a scene is checked when it is applied (:func:`crop_scene`).
+
+    Parameters
+    ----------
+    crop : int or sequence of 4 int
+        A positive size, or the window with ``0 <= r0 < r1`` and ``0 <= c0 < c1``. Booleans and
+        floats are refused, not coerced.
+
+    Returns
+    -------
+    int or (int, int, int, int)
+        The crop as plain Python ints.
+
+    Raises
+    ------
+    DataError
+        Anything else.
+
+    Example
+    -------
+    >>> check_crop(64), check_crop([4, 20, 0, 16])
+    (64, (4, 20, 0, 16))
+    """
+    if _is_int(crop):
+        if crop < 1:
+            raise DataError(f"crop {crop} must be a positive number of pixels (the central N×N window)")
+        return int(crop)
+    if isinstance(crop, (list, tuple)) and len(crop) == 4 and all(_is_int(v) for v in crop):
+        r0, r1, c0, c1 = (int(v) for v in crop)
+        if not (0 <= r0 < r1 and 0 <= c0 < c1):
+            raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] is empty: need 0 <= r0 < r1 and 0 <= c0 < c1")
+        return r0, r1, c0, c1
+    raise DataError(f"crop must be N (the central N×N window) or [r0, r1, c0, c1] of integers, got {crop!r}")
+
+
+def resolve_crop(source, crop=None) -> tuple:
+    """The one crop of a scene: its ``[r0:r1,c0:c1]`` suffix or a ``crop`` argument, never both.
+
+    Parameters
+    ----------
+    source : str or Path
+        A scene spec, with or without a crop suffix.
+    crop : int, sequence of 4 int or None
+        A crop given apart from the spec (the ``crop`` keyword of :func:`load_scene`, a study's
+        ``scene_options.crop``), see :func:`check_crop`.
+
+    Returns
+    -------
+    (str or Path, int or tuple or None, bool)
+        The spec without its suffix, the validated crop (None: no crop) and whether it came from
+        the suffix.
+
+    Raises
+    ------
+    DataError
+        A bad crop, or a suffix and a ``crop`` argument together (the two would compose in different
+        coordinates: the argument's window is relative to the suffix's).
+
+    Example
+    -------
+    >>> resolve_crop("synthetic:32x8[0:16,4:20]")
+    ('synthetic:32x8', (0, 16, 4, 20), True)
+    >>> resolve_crop("synthetic:32x8", 16)
+    ('synthetic:32x8', 16, False)
+    """
+    base, window = split_crop(source) if isinstance(source, str) else (source, None)
+    if window is not None:
+        if crop is not None:
+            raise DataError(f"{source!r} has a crop suffix and a crop option ({crop!r}) as well; give one crop")
+        return base, check_crop(window), True
+    return base, (None if crop is None else check_crop(crop)), False
+
+
+def crop_scene(scene: Scene, crop) -> Scene:
+    """Apply a crop (see :func:`check_crop`) to a scene, refusing a window past its border.
+
+    The one place a scene is cropped by a scene spec's suffix or a crop option; the crop is
+    recorded in the provenance in source-pixel coordinates (:meth:`Scene.crop`). The name is kept.
+
+    Parameters
+    ----------
+    scene : Scene
+        The loaded scene.
+    crop : int or sequence of 4 int
+        ``N`` (the central N×N window, rounded towards the top-left) or ``[r0, r1, c0, c1]``.
+
+    Returns
+    -------
+    Scene
+
+    Raises
+    ------
+    DataError
+        A bad crop, or one that does not fit the scene.
+
+    Example
+    -------
+    >>> scene = load_scene("synthetic:32x8:1")
+    >>> crop_scene(scene, 16).provenance["crop"], crop_scene(scene, [0, 8, 4, 20]).cube.shape
+    ({'rows': [8, 24], 'cols': [8, 24]}, (8, 8, 16))
+    """
+    crop = check_crop(crop)
+    if isinstance(crop, int):
+        if crop > min(scene.rows, scene.cols):
+            raise DataError(f"crop {crop} does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
+        r0, c0 = (scene.rows - crop) // 2, (scene.cols - crop) // 2
+        r1, c1 = r0 + crop, c0 + crop
+    else:
+        r0, r1, c0, c1 = crop
+        if r1 > scene.rows or c1 > scene.cols:
+            raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
+    return scene.crop(slice(r0, r1), slice(c0, c1))
 _LAYOUTS = {"chw": "CHW", "hwc": "HWC", "hcw": "HCW", "zhu": "zhu", "auto": None}
 
 
@@ -483,7 +604,7 @@ def _reader_for(path: Path):
 
 
 def load_scene(source: str | Path, *, name: str | None = None, key: str | None = None, layout: str | None = None,
-               wavelengths=None, normalize: bool = True, drop_constant: bool = True, **kw) -> Scene:
+               wavelengths=None, normalize: bool = True, drop_constant: bool = True, crop=None, **kw) -> Scene:
     """Load a scene from a file/folder of any supported format, or build a synthetic one.
 
     Formats: MATLAB v5/v7.3 ``.mat``, CAVE PNG folders, ENVI, TIFF, ``.npy``/``.npz``; the layout
@@ -491,7 +612,8 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     (``docs/conventions.md`` §1).
     A suffix ``[r0:r1,c0:c1]`` on any source crops the loaded scene (after normalisation by the whole
     scene's maximum, so a crop keeps the file's scale; recorded in the provenance and the name), e.g.
-    ``"data:cave/balloons_ms.mat[64:112,64:112]"``.
+    ``"data:cave/balloons_ms.mat[64:112,64:112]"``. The ``crop`` keyword crops the same way without
+    changing the name; a source with a suffix and a ``crop`` together is refused.
 
     Parameters
     ----------
@@ -512,6 +634,9 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
         Divide by the global maximum (the factor is kept as ``Scene.scaling``).
     drop_constant : bool
         Drop constant bands (the metrics refuse them), recorded in the provenance.
+    crop : int, sequence of 4 int or None
+        ``N`` keeps the central N×N window, ``[r0, r1, c0, c1]`` rows r0…r1−1 and columns c0…c1−1
+        (:func:`crop_scene`); the name is kept.
     **kw
         ``dataset=`` / ``sensor=`` name a catalog entry or sensor model; ``sort_bands=True``
         reorders bands by wavelength.
@@ -525,7 +650,8 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     ------
     DataError
         A missing or unreadable file, an unknown variable, layout, dataset or sensor, a bad
-        synthetic spec, non-numeric data, or wavelengths that do not match the bands.
+        synthetic spec, non-numeric data, wavelengths that do not match the bands, or a bad crop
+        (one that does not fit, or a suffix and ``crop`` together).
 
     Examples
     --------
@@ -533,15 +659,14 @@ def load_scene(source: str | Path, *, name: str | None = None, key: str | None =
     >>> scene.cube.shape, float(scene.cube.max()), scene.wavelengths[[0, -1]].tolist()
     ((8, 32, 32), 1.0, [400.0, 700.0])
     """
-    base, window = split_crop(source) if isinstance(source, str) else (source, None)
-    if window:  # "<source>[r0:r1,c0:c1]": a spatial crop of the loaded (and normalised) scene
-        r0, r1, c0, c1 = window
+    base, window, suffix = resolve_crop(source, crop)
+    if window is not None:  # a spatial crop of the loaded (and normalised) scene
         scene = load_scene(base, name=name, key=key, layout=layout, wavelengths=wavelengths,
                            normalize=normalize, drop_constant=drop_constant, **kw)
-        if not (r0 < r1 <= scene.rows and c0 < c1 <= scene.cols):
-            raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
-        out = scene.crop(slice(r0, r1), slice(c0, c1))
-        out.name = f"{scene.name}[{r0}:{r1},{c0}:{c1}]"
+        out = crop_scene(scene, window)
+        if suffix:  # "<source>[r0:r1,c0:c1]": the window is part of the scene's name
+            r0, r1, c0, c1 = window
+            out.name = f"{scene.name}[{r0}:{r1},{c0}:{c1}]"
         return out
     dataset = kw.pop("dataset", None)
     sensor = kw.pop("sensor", None)

@@ -234,8 +234,7 @@ def pair_case(source: str, deg, seed: int = 0):
     >>> obs.lr.shape, obs.msi.shape, scene.cube.shape  # doctest: +SKIP
     ((128, 24, 19), (1, 72, 57), (128, 72, 57))
     """
-    from ..degrade.degradation import Observation
-    from ..degrade.noise import add_noise, seeded_rng
+    from ..degrade.degradation import Observation, add_observation_noise
     from ..degrade.psf import make_kernel
     from ..degrade.spatial import blur_decimate
 
@@ -261,11 +260,9 @@ def pair_case(source: str, deg, seed: int = 0):
         lr = blur_decimate(ref, make_kernel(deg.kernel, s).astype(np.float32), s, deg.boundary)
         extra = {"reference": "the real HS image", "crop": {"rows": [0, h], "cols": [0, w]}}
     key = f"{pair.name}:{protocol}"
-    lr = add_noise(np.asarray(lr, np.float32), deg.snr_hs, seeded_rng("hs", key, deg._noise_label(), seed), deg.noise_per_band)
-    msi = add_noise(np.asarray(msi, np.float32), deg.snr_ms, seeded_rng("ms", key, deg._noise_label(), seed), deg.noise_per_band)
+    lr, msi = add_observation_noise(lr, msi, deg, seed=seed, key=key)
     scene = _pair_scene(ref, pair, protocol, extra)
-    obs = Observation(lr=np.ascontiguousarray(lr, dtype=np.float32), msi=np.ascontiguousarray(msi, dtype=np.float32),
-                      psf=None, srf=None, scale=s, degradation=deg)
+    obs = Observation(lr=lr, msi=msi, psf=None, srf=None, scale=s, degradation=deg)
     return scene, obs
 
 

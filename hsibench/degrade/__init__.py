@@ -2,7 +2,7 @@
 
 See ``docs/conventions.md`` for the definitions.
 """
-from .degradation import Degradation, DegradationError, Observation, simulate
+from .degradation import Degradation, DegradationError, Observation, add_observation_noise, simulate
 from .geometry import PSFError, PSFGeometry, as_psf, boundary_index, psf_geometry
 from .noise import add_noise, measured_snr, noise_sigma, seeded_rng
 from .psf import (
@@ -13,7 +13,7 @@ from .spatial import BOUNDARIES, blur_decimate, blur_decimate_adjoint, check_sca
 from .srf import SENSORS, SRFError, band_coverage, check_srf, list_sensors, sensor_curves, srf_error, srf_matrix
 
 __all__ = [
-    "Degradation", "DegradationError", "Observation", "simulate", "add_noise", "measured_snr", "noise_sigma",
+    "Degradation", "DegradationError", "Observation", "add_observation_noise", "simulate", "add_noise", "measured_snr", "noise_sigma",
     "seeded_rng", "PSFError", "PSFGeometry", "as_psf", "boundary_index", "psf_geometry",
     "PSF_PRESETS", "check_psf", "list_psfs", "make_psf", "psf_error", "fwhm_to_sigma",
     "KERNEL_PRESETS", "MAX_KERNEL_SIZE", "MAX_SCALE", "KernelError", "check_kernel", "check_kernel_spec",

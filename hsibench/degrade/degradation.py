@@ -13,7 +13,7 @@ from .psf import KernelError, check_kernel_spec, check_scale_factor, make_kernel
 from .spatial import BOUNDARIES, blur_decimate, check_scale
 from .srf import SRF_SAMPLINGS, SRFError, band_coverage, fine_grid_msi, sensor_curves, srf_matrix
 
-__all__ = ["Degradation", "DegradationError", "Observation", "simulate", "SNR_RANGE_DB", "MAX_MISREGISTRATION"]
+__all__ = ["Degradation", "DegradationError", "Observation", "add_observation_noise", "simulate", "SNR_RANGE_DB", "MAX_MISREGISTRATION"]
 
 #: SNRs (dB) a degradation accepts; ``None``/``"inf"`` means no noise.
 SNR_RANGE_DB = (-50.0, 200.0)
@@ -303,13 +303,60 @@ def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key
         msi = np.tensordot(srf.astype(np.float32), cube, axes=(1, 0))
     if any(deg.misregistration):
         msi = ndimage.shift(msi, (0.0, *deg.misregistration), order=3, mode="mirror")
-    lr = add_noise(lr, deg.snr_hs, seeded_rng("hs", key, deg._noise_label(), seed), deg.noise_per_band)
-    msi = add_noise(msi, deg.snr_ms, seeded_rng("ms", key, deg._noise_label(), seed), deg.noise_per_band)
+    lr, msi = add_observation_noise(lr, msi, deg, seed=seed, key=key)
     return Observation(
-        lr=np.ascontiguousarray(lr, dtype=np.float32),
-        msi=np.ascontiguousarray(msi, dtype=np.float32),
+        lr=lr,
+        msi=msi,
         psf=psf,
         srf=srf,
         scale=deg.scale,
         degradation=deg,
     )
+
+
+def add_observation_noise(lr, msi, deg: Degradation, seed: int = 0, key: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Add ``deg``'s noise to an (LrHSI, HrMSI) pair from the seeded noise streams of (key, degradation, seed).
+
+    The one place the noise of an observation is drawn: :func:`simulate` and the real-pair cases
+    (:func:`hsibench.data.pairs.pair_case`) both call it, so the same key, degradation and seed give
+    the same standard normal draws. The streams are keyed by the scale, kernel, sensor and the two
+    SNRs only: degradations that differ only in the boundary, misregistration, SRF sampling or
+    per-band noise draw the same field (common random numbers), scaled to each image's power.
+
+    Parameters
+    ----------
+    lr : array (L, h, w)
+        Noiseless LrHSI; converted to float32.
+    msi : array (l, H, W)
+        Noiseless HrMSI; converted to float32.
+    deg : Degradation
+        ``snr_hs`` / ``snr_ms`` (None: no noise on that image) and ``noise_per_band`` set the noise.
+    seed : int
+        Noise seed.
+    key : str
+        Scene key mixed into the noise seed.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The noisy ``lr`` and ``msi``, C-contiguous float32 (an image without noise is returned unchanged
+        apart from that conversion).
+
+    Raises
+    ------
+    ValueError
+        A NaN SNR (through :func:`~hsibench.degrade.noise.add_noise`).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> lr, msi = np.ones((4, 2, 2)), np.ones((3, 4, 4))
+    >>> a = add_observation_noise(lr, msi, Degradation(2, "box", snr_hs=30), seed=1, key="k")
+    >>> b = add_observation_noise(lr, msi, Degradation(2, "box", snr_hs=30), seed=1, key="k")
+    >>> bool(np.array_equal(a[0], b[0])), bool(np.array_equal(a[1], msi))  # seeded; no MS noise
+    (True, True)
+    """
+    label = deg._noise_label()
+    lr = add_noise(np.asarray(lr, np.float32), deg.snr_hs, seeded_rng("hs", key, label, seed), deg.noise_per_band)
+    msi = add_noise(np.asarray(msi, np.float32), deg.snr_ms, seeded_rng("ms", key, label, seed), deg.noise_per_band)
+    return np.ascontiguousarray(lr, dtype=np.float32), np.ascontiguousarray(msi, dtype=np.float32)

@@ -36,6 +36,7 @@ the simplex). The engine owns everything else, so all nets behave the same way:
   back to the heap instead of being unmapped, so every iteration reuses memory instead of faulting
   in (and zeroing) fresh pages for each activation and gradient; thousands of page faults per
   iteration otherwise cost 10-15 % of a CPU iteration. Allocation only: the arithmetic is unchanged.
+  glibc cannot be fully restored afterwards; :func:`large_heap` says what stays changed.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ import ctypes.util
 import math
 import platform
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable, Mapping
@@ -261,7 +263,13 @@ def seeded_run(seed: int, device: torch.device | str = "cpu", threads: int | Non
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc malloc.h)
+#: glibc's largest mmap threshold (also the ceiling of its dynamic rule on 64-bit): 32 MiB.
+_HEAP_MMAP_THRESHOLD = 32 << 20
+#: The trim threshold inside :func:`large_heap` (1 GiB) and after it (2x the mmap threshold).
+_HEAP_TRIM_INSIDE, _HEAP_TRIM_AFTER = 1 << 30, 2 * _HEAP_MMAP_THRESHOLD
 _LIBC: Any = False  # not looked up yet
+_HEAP_LOCK = threading.Lock()
+_HEAP_DEPTH = 0  # large_heap contexts open in this process (any thread)
 
 
 def _glibc():
@@ -284,32 +292,52 @@ def large_heap():
 
     By default glibc serves big blocks (the activations and gradients of a net on a full image) by
     ``mmap`` and unmaps them on ``free``, so every training iteration faults in and zeroes fresh
-    pages for each of them. Inside this context the mmap threshold is 32 MiB (glibc's maximum
-    dynamic value) and the heap is not trimmed below 1 GiB, so the blocks are reused; on exit the
-    trim threshold goes back to 64 MiB (2x the mmap threshold, as glibc's dynamic rule) and
-    ``malloc_trim`` returns the free heap to the system. Elsewhere (macOS, Windows, musl) a no-op.
+    pages for each of them. Inside this context the mmap threshold is 32 MiB (glibc's maximum) and
+    the heap is not trimmed below 1 GiB, so the blocks are reused. Elsewhere (macOS, Windows, musl)
+    a no-op.
+
+    The context is re-entrant and thread-safe: nested or concurrent contexts share one setting,
+    made by the first to enter and ended by the last to leave.
+
+    **What stays changed afterwards.** glibc cannot be put back as it was: ``mallopt`` has no
+    getter, and setting either threshold switches glibc's dynamic threshold adjustment off for the
+    rest of the process (nothing turns it back on). When the last context exits, the trim
+    threshold is set to 64 MiB and ``malloc_trim(0)`` returns the free heap to the system; the
+    mmap threshold stays at 32 MiB. These are the values glibc's own dynamic rule reaches once the
+    process has freed a 32 MiB block (a matter of course for a net on a full image; the rule sets
+    the trim threshold to twice the mmap threshold). What differs from an untouched process is
+    that blocks between 128 KiB and 32 MiB come from the heap from then on even if no such block
+    was freed before, the at most 64 MiB of free memory at the top of the heap is kept, and the
+    thresholds no longer follow the program. Applying the context again gives the same state.
 
     Yields
     ------
     bool
-        Whether the heap settings were changed.
+        Whether the heap settings are in force (False where the C library is not glibc).
 
     Example
     -------
     >>> with large_heap():
     ...     pass
     """
+    global _HEAP_DEPTH
     lib = _glibc()
     if lib is None:
         yield False
         return
-    lib.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-    lib.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    with _HEAP_LOCK:
+        if _HEAP_DEPTH == 0:
+            lib.mallopt(_M_MMAP_THRESHOLD, _HEAP_MMAP_THRESHOLD)
+            lib.mallopt(_M_TRIM_THRESHOLD, _HEAP_TRIM_INSIDE)
+        _HEAP_DEPTH += 1
     try:
         yield True
     finally:
-        lib.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
-        lib.malloc_trim(0)
+        with _HEAP_LOCK:
+            _HEAP_DEPTH -= 1
+            if _HEAP_DEPTH == 0:
+                lib.mallopt(_M_TRIM_THRESHOLD, _HEAP_TRIM_AFTER)
+                lib.malloc_trim(0)
 
 
 def to_tensor(a, device: torch.device, dtype=torch.float32) -> torch.Tensor:

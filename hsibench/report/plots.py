@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..study.store import ResultStore
-from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, pareto_front
+from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, SNR_AXES, bootstrap_mean_ci, format_snr, pareto_front
 from .tables import _method_order, degradation_extras
 
 __all__ = ["robustness_plots", "pareto_plot", "visual_panels", "false_colour", "method_styles"]
@@ -56,9 +56,9 @@ def method_styles(df: pd.DataFrame) -> dict[str, dict]:
                     "linestyle": FAMILY_LINESTYLE.get(fam.get(label), "-.")} for i, label in enumerate(labels)}
 
 
-def _tick(v) -> str:
-    if isinstance(v, (float, np.floating)) and np.isinf(v):
-        return "∞"
+def _tick(axis: str, v) -> str:
+    if axis in SNR_AXES:
+        return format_snr(v)
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     return f"{v:g}" if isinstance(v, (int, float, np.integer, np.floating)) else str(v)
@@ -119,7 +119,7 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
                     ax.errorbar(x, m, yerr=err, capsize=2, markersize=5, linewidth=1.2, **styles[label])
                     used.append(label)
                 ax.set_xticks(range(len(values)))
-                ax.set_xticklabels([_tick(v) for v in values], rotation=20 if axis in ("kernel", "sensor") else 0, fontsize=8)
+                ax.set_xticklabels([_tick(axis, v) for v in values], rotation=20 if axis in ("kernel", "sensor") else 0, fontsize=8)
                 ax.set_xlabel(axis_label)
                 ax.set_title(f"knowledge: {mode}", fontsize=9)
                 ax.grid(alpha=0.3)
@@ -225,8 +225,7 @@ def false_colour(cube: np.ndarray, bands: tuple[int, int, int] | None = None, cl
 
 def degradation_text(r) -> str:
     """A one-line description of a row's degradation (fields at their default value after the SNRs left out)."""
-    snr = lambda v: "∞" if np.isinf(v) else f"{v:g}"  # noqa: E731
-    out = f"×{r['scale']}, {r['kernel']}, {r['sensor']}, SNR hs {snr(r['snr_hs'])} / ms {snr(r['snr_ms'])} dB"
+    out = f"×{r['scale']}, {r['kernel']}, {r['sensor']}, SNR hs {format_snr(r['snr_hs'])} / ms {format_snr(r['snr_ms'])} dB"
     return ", ".join([out, *degradation_extras(r)])
 
 

@@ -17,7 +17,7 @@ from ..atomic import staged_folder
 from ..study.store import ResultStore, StoreWarning, code_id_of
 from .plots import pareto_plot, robustness_plots, visual_panels
 from .stats import (
-    degradation_columns, estimation_leaderboard, knowledge_gap, paired_comparison, rank_flips, rank_stability,
+    degradation_columns, estimation_leaderboard, format_snr, knowledge_gap, paired_comparison, rank_flips, rank_stability,
 )
 from .tables import (
     degradation_extras, deviation_notes, failure_table, load_results, markdown_table, mode_gap_table, overview_table, scene_table,
@@ -36,13 +36,9 @@ _TRAIN_NOTE = ("Seconds per iteration are measured in each job (mean over the it
                "two-stage nets), as if every iteration were run and no plateau stop fired.")
 
 
-def _snr(v) -> str:
-    return "∞" if v is None or (isinstance(v, float) and math.isinf(v)) else f"{v:g}"
-
-
 def _heading(key: dict) -> str:
-    out = (f"×{key['scale']}, kernel `{key['kernel']}`, sensor `{key['sensor']}`, SNR LrHSI {_snr(key['snr_hs'])} dB / "
-           f"HrMSI {_snr(key['snr_ms'])} dB")
+    out = (f"×{key['scale']}, kernel `{key['kernel']}`, sensor `{key['sensor']}`, SNR LrHSI {format_snr(key['snr_hs'])} dB / "
+           f"HrMSI {format_snr(key['snr_ms'])} dB")
     return ", ".join([out, *degradation_extras(key, code=True)]) + f", knowledge `{key['mode']}`"
 
 

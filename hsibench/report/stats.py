@@ -24,7 +24,7 @@ from scipy import stats
 __all__ = [
     "DEGRADATION_FIELDS", "HIGHER_IS_BETTER", "CI", "bootstrap_mean_ci", "degradation_columns", "case_columns",
     "floor_gain", "method_means", "paired_comparison", "rank_stability", "rank_flips", "pareto_front",
-    "knowledge_gap", "estimation_leaderboard", "describe_region",
+    "knowledge_gap", "estimation_leaderboard", "describe_region", "format_snr", "SNR_AXES",
 ]
 
 #: Degradation fields in display order (any further field found in the rows follows them).
@@ -36,6 +36,8 @@ HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "u
 AXIS_NAMES = {"scale": "scale", "snr_hs": "LrHSI SNR", "snr_ms": "HrMSI SNR", "kernel": "kernel", "sensor": "sensor",
               "boundary": "boundary", "noise_per_band": "per-band noise", "misregistration": "misregistration",
               "srf_sampling": "SRF sampling"}
+#: The degradation columns that hold an SNR in dB (no noise: inf; None or NaN in raw rows).
+SNR_AXES = ("snr_hs", "snr_ms")
 _UNITS = {"snr_hs": " dB", "snr_ms": " dB"}
 #: Columns of a results table that are not part of a case's identity.
 _NOT_DEGRADATION = {"mode"}
@@ -328,9 +330,39 @@ def rank_stability(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["mode", *dcols, "methods", "tau", "best"])
 
 
+def format_snr(v) -> str:
+    """An SNR in dB as report text: ``"∞"`` for no noise, else the number in ``:g`` format.
+
+    The one definition every report table, heading, panel title and plot tick uses.
+
+    Parameters
+    ----------
+    v : float, int or None
+        The SNR; None, NaN (how a table stores None) and inf all mean no noise.
+
+    Returns
+    -------
+    str
+        ``"∞"`` or e.g. ``"40"``, ``"27.5"`` (no unit).
+
+    Raises
+    ------
+    TypeError
+        ``v`` is not a number or None.
+
+    Example
+    -------
+    >>> [format_snr(v) for v in (None, float("nan"), float("inf"), 40, 40.0, 27.5)]
+    ['∞', '∞', '∞', '40', '40', '27.5']
+    """
+    if v is None or math.isnan(v) or math.isinf(v):
+        return "∞"
+    return f"{v:g}"
+
+
 def _fmt_value(axis: str, v) -> str:
-    if isinstance(v, float) and math.isinf(v):
-        return "∞" + _UNITS.get(axis, "")
+    if axis in SNR_AXES:
+        return format_snr(v) + _UNITS.get(axis, "")
     if isinstance(v, (float, np.floating)):
         return f"{v:g}{_UNITS.get(axis, '')}"
     return f"{v}{_UNITS.get(axis, '')}"

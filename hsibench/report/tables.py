@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..study.store import ResultStore
-from .stats import DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, case_columns, degradation_columns, floor_gain
+from .stats import (
+    DEGRADATION_FIELDS, HIGHER_IS_BETTER, bootstrap_mean_ci, case_columns, degradation_columns, floor_gain, format_snr,
+)
 
 __all__ = ["load_results", "summary_tables", "overview_table", "failure_table", "training_table", "markdown_table",
            "deviation_notes", "degradation_extras", "format_ci", "mode_gap_table", "scene_table", "DEGRADATION_KEYS", "METRIC_ORDER",
@@ -364,9 +366,9 @@ def mode_gap_table(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     if ok.empty or metric not in ok or ok["mode"].nunique() < 2:
         return pd.DataFrame()
     order = [m for m in ("oracle", "srf_support", "estimated", "blind") if m in set(ok["mode"])]
-    snr = lambda v: "∞" if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))) else f"{v:g}"  # noqa: E731
     case = ok.apply(lambda r: " ".join(x for x in (f"×{r['scale']}", str(r["kernel"]), str(r["sensor"]),
-                                                       f"SNR {snr(r['snr_hs'])}/{snr(r['snr_ms'])}", r.get("variant") or "") if x),
+                                                       f"SNR {format_snr(r['snr_hs'])}/{format_snr(r['snr_ms'])}",
+                                                       r.get("variant") or "") if x),
                     axis=1)
     ok = ok.assign(case=case)
     piv = ok.pivot_table(index=["label", "case"], columns="mode", values=metric, aggfunc="mean")

@@ -219,6 +219,10 @@ def _check_scene(scene, i: int, options: dict) -> str:
     if scene.strip().startswith("pair:"):  # a real pair (no ground truth): known name and protocol
         from ..data.pairs import PAIRS, parse_pair_source
 
+        if options.get("crop") is not None:
+            raise StudyError(f"scenes[{i}]: {scene!r} is a real pair, which scene_options.crop does not crop; "
+                             "drop the option or the pair")
+
         try:
             pair_name, _ = parse_pair_source(scene.strip())
         except ValueError as exc:
@@ -226,9 +230,13 @@ def _check_scene(scene, i: int, options: dict) -> str:
         if pair_name not in PAIRS:
             raise StudyError(f"scenes[{i}]: unknown real pair {pair_name!r}; known: {sorted(PAIRS)}")
         return scene
-    from ..data.loaders import split_crop
+    from ..data.loaders import resolve_crop
+    from ..data.scene import DataError
 
-    base, _ = split_crop(scene)  # a "[r0:r1,c0:c1]" crop is checked against the scene when loaded
+    try:  # one crop: the "[r0:r1,c0:c1]" suffix or scene_options.crop (it is checked against the scene when loaded)
+        base, _, _ = resolve_crop(scene, options.get("crop"))
+    except DataError as exc:
+        raise StudyError(f"scenes[{i}]: {exc}") from None
     if base.strip().lower().startswith("synthetic"):
         from ..data.synthetic import check_synthetic_params, parse_synthetic_source
 
@@ -378,6 +386,14 @@ def study_from_dict(d: dict, name: str | None = None) -> Study:
     bad = set(scene_options) - set(SCENE_OPTIONS)
     if bad:
         raise StudyError(f"unknown scene_options {sorted(bad)}; known: {list(SCENE_OPTIONS)}")
+    if scene_options.get("crop") is not None:
+        from ..data.loaders import check_crop
+        from ..data.scene import DataError
+
+        try:
+            check_crop(scene_options["crop"])
+        except DataError as exc:
+            raise StudyError(f"scene_options.{exc}") from None
     scenes_raw = _as_list(d.get("scenes", ["synthetic"]))
     if not scenes_raw:
         raise StudyError("scenes is empty")

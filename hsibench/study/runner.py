@@ -185,26 +185,11 @@ def _options_key(options: dict) -> tuple:
 
 @functools.lru_cache(maxsize=4)
 def _scene(source: str, options_key: tuple):
-    """Load a scene; the study option ``crop = N`` keeps the central N×N window (``crop = [r0, r1, c0, c1]``
-    an explicit one) before anything else."""
+    """Load a scene with the study's ``scene_options``; the option ``crop = N`` keeps the central N×N
+    window (``crop = [r0, r1, c0, c1]`` an explicit one), as :func:`hsibench.data.load_scene` does."""
     from ..data import load_scene
-    from ..data.scene import DataError
 
-    opts = dict(options_key)
-    crop = opts.pop("crop", None)
-    scene = load_scene(source, **opts)
-    if crop is None:
-        return scene
-    if isinstance(crop, (int, np.integer)):
-        n = int(crop)
-        if n < 1 or n > min(scene.rows, scene.cols):
-            raise DataError(f"crop {n} does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
-        r0, c0 = (scene.rows - n) // 2, (scene.cols - n) // 2
-        return scene.crop(slice(r0, r0 + n), slice(c0, c0 + n))
-    r0, r1, c0, c1 = (int(v) for v in crop)
-    if not (0 <= r0 < r1 <= scene.rows and 0 <= c0 < c1 <= scene.cols):  # as the loader's crop suffix
-        raise DataError(f"crop [{r0}:{r1},{c0}:{c1}] does not fit the {scene.rows}x{scene.cols} scene {scene.name!r}")
-    return scene.crop(slice(r0, r1), slice(c0, c1))
+    return load_scene(source, **dict(options_key))
 
 
 @functools.lru_cache(maxsize=4)
