@@ -181,3 +181,20 @@ def test_make_report_writes_the_section_after_the_overview(tmp_path: Path):
     assert "- `blind`: no other method comes within 1 dB of fuse's mean; fuse takes a median 4 s per job." in section
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "<h2>What it shows</h2>" in page and "<b>fuse</b> has the best mean PSNR" in page
+
+
+def test_a_single_case_per_level_has_no_interval_and_names_the_better_method():
+    df = table({"fuse": lambda m, i, s: 30.0, "hysure": lambda m, i, s: 31.0 if s <= 25 else 28.5}, scenes=("a",))
+    axis = lines_with(findings(df), "`, by ")
+    assert axis == ["`blind`, by LrHSI SNR, best per level: 20 dB–25 dB: hysure; 30 dB–35 dB: fuse; at LrHSI SNR ≤ 25 dB, "
+                    "hysure leads fuse by 1.00 dB [1.00, 1.00] on the 2 cases both ran; hysure better on 2 of 2."]
+    one = findings(table({"a": lambda m, i, s: 30.25, "b": lambda m, i, s: 30.0}, snrs=(30.0,), scenes=("x",)))
+    assert one == ["`blind`: **a** has the best mean PSNR, 30.25 dB over 1 case; a leads b by 0.25 dB on their single "
+                   "common case (no interval)."]
+
+
+def test_a_loss_that_rounds_to_zero_is_printed_without_a_sign():
+    df = table({"a": lambda m, i, s: 30.0 + i - (2.0 if m == "blind" else 0.0),
+                "b": lambda m, i, s: 30.0 + i - (1e-9 if m == "blind" else 0.0)}, modes=("oracle", "blind"))
+    out = lines_with(findings(df), "against `oracle`")
+    assert out[0].endswith("; b the least, 0.00 dB [0.00, 0.00] over 12 cases.")

@@ -48,10 +48,20 @@ def _value(v: float, metric: str) -> str:
 
 def _ci_text(mean: float, low: float, high: float, metric: str, signed: bool = False) -> str:
     """``format_ci`` with the metric's unit after the mean (``+2.00 dB [1.50, 2.50]``)."""
-    head, sep, tail = format_ci(mean, low, high, _digits(metric)).partition(" [")
+    digits = _digits(metric)
+    mean, low, high = (0.0 if np.isfinite(v) and round(v, digits) == 0 else v for v in (mean, low, high))  # no "-0.00"
+    head, sep, tail = format_ci(mean, low, high, digits).partition(" [")
     if signed and np.isfinite(mean) and mean > 0:
         head = "+" + head
     return f"{head}{_unit(metric)}{sep}{tail}"
+
+
+def _cases(n) -> str:
+    return "1 case" if int(n) == 1 else f"{int(n)} cases"
+
+
+def _both(n) -> str:
+    return "on the one case both ran" if int(n) == 1 else f"on the {int(n)} cases both ran"
 
 
 def _seconds(v: float) -> str:
@@ -90,13 +100,14 @@ def _compare(best: str, other: str, row: pd.Series | None, metric: str, sign: fl
     n = int(row["n"])
     real = _is_real(lo, hi)
     if real is None:
-        return f"{best} leads {other} by {_value(adv, metric)} on a single common case (no interval)"
+        first, second = (best, other) if adv >= 0 else (other, best)
+        return f"{first} leads {second} by {_value(abs(adv), metric)} on their single common case (no interval)"
     if real and adv < 0:  # the other is the better one on these cases
         best, other, adv, lo, hi = other, best, -adv, -hi, -lo
         better = int(row["wins"])
     else:
         better = int(row["losses"])  # cases where the reference is better
-    detail = f"on the {n} cases both ran; {best} better on {better} of {n}"
+    detail = f"{_both(n)}; {best} better on {better} of {n}"
     if real:
         return f"{best} leads {other} by {_ci_text(adv, lo, hi, metric)} {detail}"
     return f"{best} and {other} are indistinguishable: {_ci_text(adv, lo, hi, metric, signed=True)} (CI spans 0) {detail}"
@@ -116,7 +127,7 @@ def _best_sentences(ok, metric, sign, seed, n_resamples, name) -> tuple[list[str
         top = ranked.iloc[0]
         best[mode] = top["label"]
         head = (f"`{mode}`: **{top['label']}** has the best mean {name}, "
-                f"{_ci_text(top['mean'], top['ci_low'], top['ci_high'], metric)} over {int(top['n'])} cases")
+                f"{_ci_text(top['mean'], top['ci_low'], top['ci_high'], metric)} over {_cases(top['n'])}")
         if len(ranked) < 2:
             out.append(f"{head}; it is the only method of this mode.")
             continue
@@ -147,7 +158,7 @@ def _family_sentences(ok, metric, sign, seed, n_resamples) -> list[str]:
         real = _is_real(row["ci_low"], row["ci_high"])
         verdict = ("no interval (a single common case)" if real is None else
                    ("deep is better" if adv > 0 else "classical is better") if real else "indistinguishable (CI spans 0)")
-        out.append(f"{lead}: {diff} on the {int(row['n'])} cases both ran (deep − classical): {verdict}.")
+        out.append(f"{lead}: {diff} {_both(row['n'])} (deep − classical): {verdict}.")
     return out
 
 
@@ -237,7 +248,7 @@ def _cost_sentences(ok, metric, sign, tolerance, seed, n_resamples) -> list[str]
             continue
         row = _pair(g, metric, fast, top, seed, n_resamples)
         gap = "" if row is None else (f" ({_ci_text(row['mean_diff'], row['ci_low'], row['ci_high'], metric, signed=True)}"
-                                      f" on the {int(row['n'])} cases both ran)")
+                                      f" {_both(row['n'])})")
         ratio = median[top] / median[fast] if median[fast] > 0 else math.inf
         speed = f" ({ratio:.3g}× faster)" if np.isfinite(ratio) else ""
         out.append(f"`{mode}`: **{fast}** is the fastest method within {tol} of the best mean: {fast} − {top}{gap}, "
@@ -262,7 +273,7 @@ def _knowledge_sentences(ok, metric, sign, seed, n_resamples) -> list[str]:
             ci = _ci_text(r["mean_diff"], r["ci_low"], r["ci_high"], metric, signed=True)
             real = _is_real(r["ci_low"], r["ci_high"])
             note = ", CI spans 0" if real is False else (", no interval" if real is None else "")
-            return f"{ci} over {int(r['n'])} cases{note}"
+            return f"{ci} over {_cases(r['n'])}{note}"
 
         head = f"`{mode}` against `oracle` (same method, same cases)"
         if worst["_key"] >= 0:
