@@ -199,7 +199,7 @@ def _axis_sentences(ok, metric, sign, best, seed, n_resamples) -> list[str]:
                 continue
             twins = [a for a in axes if a != axis and a not in done and _same_axis(g, axis, a)]
             done += [axis, *twins]
-            means = g.groupby([axis, "label"], sort=True)[metric].mean().unstack("label")
+            means = g.groupby([axis, "label"], sort=True, dropna=False)[metric].mean().unstack("label")
             winners = (sign * means).idxmax(axis=1)
             levels = pd.DataFrame({axis: winners.index.to_list()})
             name = AXIS_NAMES.get(axis, axis) + "".join(f" (varied with {AXIS_NAMES.get(a, a)})" for a in twins)
@@ -336,8 +336,10 @@ def findings(df: pd.DataFrame, metric: str = "psnr", *, tolerance: float | None 
     ...         for m, d, t in (("fuse", 2.0, 10.0), ("cnmf", 1.5, 1.0), ("gsa", 0.0, 0.1)) for k in range(4)]
     >>> for line in findings(pd.DataFrame(rows)):
     ...     print(line)
-    `blind`: **fuse** has the best mean PSNR, 33.50 dB [32.50, 34.50] over 4 cases; fuse leads cnmf by 0.50 dB [0.50, 0.50] on the 4 cases both ran; fuse better on 4 of 4.
-    `blind`: **cnmf** is the fastest method within 1 dB of the best mean: cnmf − fuse (-0.50 dB [-0.50, -0.50] on the 4 cases both ran), a median 1 s per job against 10 s (10× faster).
+    `blind`: **fuse** has the best mean PSNR, 33.50 dB [32.50, 34.50] over 4 cases; fuse leads cnmf by
+    0.50 dB [0.50, 0.50] on the 4 cases both ran; fuse better on 4 of 4.
+    `blind`: **cnmf** is the fastest method within 1 dB of the best mean: cnmf − fuse (-0.50 dB
+    [-0.50, -0.50] on the 4 cases both ran), a median 1 s per job against 10 s (10× faster).
     """
     missing = [c for c in (metric, "label", "mode") if c not in df]
     if missing:
@@ -391,6 +393,8 @@ def findings_section(df: pd.DataFrame, metric: str = "psnr", *, seed: int = 0, n
     note = (f"Read from the statistics below ({metric.upper()}; brackets: 95 % bootstrap CIs over cases). A lead is "
             "real when the paired CI of the difference on the cases both methods ran excludes 0; per-level winners "
             "are means over the other degradation axes, scenes and seeds")
-    note += f"; the cost line takes the fastest method (median wall time per job) within {tol:g}{_unit(metric)} of the best mean." \
-        if tol is not None else "."
+    if tol is not None:
+        note += (f"; the cost line takes the fastest method (median wall time per job) within {tol:g}{_unit(metric)} "
+                 "of the best mean")
+    note += "."
     return [("h", 2, _TITLE), ("p", note), ("list", items)]
