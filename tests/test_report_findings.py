@@ -198,3 +198,17 @@ def test_a_loss_that_rounds_to_zero_is_printed_without_a_sign():
                 "b": lambda m, i, s: 30.0 + i - (1e-9 if m == "blind" else 0.0)}, modes=("oracle", "blind"))
     out = lines_with(findings(df), "against `oracle`")
     assert out[0].endswith("; b the least, 0.00 dB [0.00, 0.00] over 12 cases.")
+
+
+def test_a_mode_with_one_method_gets_no_axis_or_cost_sentence():
+    df = table({"a": lambda m, i, s: 30.0 + i - (2.0 if m == "blind" else 0.0), "b": lambda m, i, s: 20.0 + i},
+               modes=("oracle", "blind"), runtime={"a": lambda i: 1.0, "b": lambda i: 0.5})
+    df = df[(df["mode"] == "blind") | (df["label"] == "a")]
+    out = findings(df)
+    oracle = lines_with(out, "`oracle`")
+    lo, hi = bca(df.loc[df["mode"] == "oracle", "psnr"])
+    assert oracle == [f"`oracle`: **a** has the best mean PSNR, 31.00 dB [{lo:.2f}, {hi:.2f}] over 12 cases; it is the only "
+                      "method of this mode.",
+                      "`blind` against `oracle` (same method, same cases): a loses -2.00 dB [-2.00, -2.00] over 12 cases."]
+    assert lines_with(out, "`blind`, by LrHSI SNR: a is best at every level")
+    assert lines_with(out, "`blind`: no other method comes within 1 dB of a's mean")

@@ -192,6 +192,8 @@ def _axis_sentences(ok, metric, sign, best, seed, n_resamples) -> list[str]:
     out = []
     for mode in _modes(ok):
         g = ok[ok["mode"] == mode]
+        if g["label"].nunique() < 2:
+            continue
         overall = best[mode]
         done: list[str] = []
         for axis in axes:
@@ -230,7 +232,7 @@ def _cost_sentences(ok, metric, sign, tolerance, seed, n_resamples) -> list[str]
     out = []
     for mode in _modes(ok):
         g = ok[(ok["mode"] == mode) & ok["runtime_s"].notna()]
-        if g.empty:
+        if g["label"].nunique() < 2:
             continue
         ranked = _ranked(g, metric, sign, seed, n_resamples).set_index("label")
         top = ranked.index[0]
@@ -280,7 +282,7 @@ def _knowledge_sentences(ok, metric, sign, seed, n_resamples) -> list[str]:
             out.append(f"{head}: no method loses {metric.upper()} without the true degradation; the smallest change "
                        f"is {worst['label']}'s, {item(worst)}.")
             continue
-        text = f"{head}: {worst['label']} loses the most, {item(worst)}"
+        text = f"{head}: {worst['label']} loses {'the most, ' if len(t) > 1 else ''}{item(worst)}"
         if len(t) > 1:
             text += f"; {least['label']} {'the least' if least['_key'] < 0 else 'does not lose'}, {item(least)}"
         out.append(text + ".")
