@@ -21,6 +21,7 @@ MODULES = [
     "hsibench.data.synthetic",
     "hsibench.study.runner",
     "hsibench.report.render",
+    "hsibench.report.findings",
 ]
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..atomic import staged_folder
 from ..study.store import ResultStore, StoreWarning, code_id_of
+from .findings import findings_section
 from .plots import pareto_plot, robustness_plots, visual_panels
 from .stats import (
     degradation_columns, estimation_leaderboard, format_snr, knowledge_gap, paired_comparison, rank_flips, rank_stability,
@@ -110,6 +111,7 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
     notes = deviation_notes(ok)
     if notes:
         b += [("p", "Deviations recorded by the jobs:"), ("list", notes)]
+    b += findings_section(df, "psnr", seed=REPORT_SEED)
     per_scene = scene_table(df)
     if not per_scene.empty:
         b += [("h", 2, "Per scene"),
