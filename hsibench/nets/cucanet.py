@@ -43,7 +43,7 @@ Choices and departures (also in ``CUCaNet.deviations`` and the config):
 * LrMSI weight λ_F = 1000 (a logged run of the released code used 10 000).
 * No validation-based early stopping in ``paper`` (single-image fusion has no validation set).
 * Presets. ``paper`` (= ``default``): everything above. ``fast``: the paper's network, losses and
-  learning rates with the schedule compressed to 1500 iterations (constant for the first 20 %, then
+  learning rates with the schedule compressed to 700 iterations (constant for the first 20 %, then
   linear to 0) and the plateau stop on; nothing else changes. ``small`` (its own deviations): widths
   16-32-64, K = 30, 1200 iterations, lr 1e-2, mean-1 attention maps and **softmax abundances** (the
   code's ``useSoftmax`` option). At a short budget the clamp heads fit slowly (many outputs start
@@ -218,7 +218,7 @@ class CUCaNet(NetMethod):
     )
     preset_deviations = {
         "fast": (
-            "schedule compressed: 1500 iterations (paper 10 000), constant for 20 % then linear to 0, plateau stop on",
+            "schedule compressed: 700 iterations (paper 10 000), constant for 20 % then linear to 0, plateau stop on (window 100)",
         ),
         "small": (
             "narrow trunks 16-32-64 (paper 128-256-512) and K = 30 (paper 128)",
@@ -255,9 +255,9 @@ class CUCaNet(NetMethod):
         },
         "paper": {},
         "fast": {
-            "iterations": 1500,
+            "iterations": 700,
             "early_stop": True,
-            "plateau_window": 250,
+            "plateau_window": 100,
             "plateau_tol": 1e-3,
             "plateau_patience": 3,
         },
