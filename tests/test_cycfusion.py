@@ -51,7 +51,7 @@ def test_registered_with_presets_and_modes():
     assert create_method("cycfusion", "small").params["early_stop"] is True
     fast = create_method("cycfusion", "fast").params
     # ten-fold compression keeping the one-cycle shape (1/3 warm-up), nothing else
-    assert (fast["stage1_iterations"], fast["iterations"], fast["warmup"]) == (1000, 3000, 1000)
+    assert (fast["stage1_iterations"], fast["iterations"], fast["warmup"]) == (1000, 660, 220)
     assert (fast["lr"], fast["stage1_lr"], fast["lr_mult"]) == (paper["lr"], paper["stage1_lr"], paper["lr_mult"])
     assert tuple(fast["spatial_widths"]) == tuple(paper["spatial_widths"])
 

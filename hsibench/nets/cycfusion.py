@@ -52,8 +52,8 @@ Choices and departures (also in ``CycFusion.deviations`` and the config):
   place), then the joint training fine-tunes them as in the blind case; ``srf_support``: masked softmax, zero SRF weight outside the band coverage; ``blind``:
   softmax over every HS band (the paper's setting).
 * Presets. ``paper`` (= ``default``): everything above. ``fast``: the paper's networks, losses and
-  learning rates with the schedules compressed ten-fold: pre-training 1000 iterations, training
-  3000 (1000 warm-up + 2000 cosine), plateau stop on after 2000; nothing else changes. ``small``
+  learning rates with the schedules compressed: pre-training 1000 iterations, training
+  660 (220 warm-up + 440 cosine), plateau stop on after 400; nothing else changes. ``small``
   (its own deviations, the former ``fast``: results labelled ``cycfusion[fast]`` before the presets
   were split used it): widths G_y 16-16-32(-32-32), refine 32, G_z 16-32-32-32-32;
   pre-training 1000 iterations at lr 1e-2 (LR-sized, ~2 ms each); training 600 iterations, one-cycle
@@ -237,8 +237,8 @@ class CycFusion(NetMethod):
     )
     preset_deviations = {
         "fast": (
-            "schedules compressed ten-fold: pre-training 1000 iterations (paper 10 000), training 3000 = 1000 "
-            "warm-up + 2000 cosine (paper 10 000 + 20 000), plateau stop on after 2000",
+            "schedules compressed: pre-training 1000 iterations (paper 10 000), training 660 = 220 "
+            "warm-up + 440 cosine (paper 10 000 + 20 000), plateau stop on after 400",
         ),
         "small": (
             "narrow widths: G_y 16-16-32(-32-32), refine 32, G_z 16-32-32-32-32 (paper 32-64-128-128-128, 128)",
@@ -272,13 +272,13 @@ class CycFusion(NetMethod):
         "paper": {},
         "fast": {
             "stage1_iterations": 1000,
-            "iterations": 3000,
-            "warmup": 1000,
+            "iterations": 660,
+            "warmup": 220,
             "early_stop": True,
             "plateau_window": 100,
             "plateau_tol": 1e-3,
             "plateau_patience": 3,
-            "min_iterations": 2000,
+            "min_iterations": 400,
         },
         "small": {
             "spatial_widths": (16, 16, 32, 32, 32),
