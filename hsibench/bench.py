@@ -627,6 +627,20 @@ def _splice_section(text: str, heading: str, section: str | None) -> str:
     return keep + "".join(lines[end:])
 
 
+def _headings(text: str) -> list[str]:
+    """The ``## `` headings of a markdown text, in order."""
+    return [ln.rstrip() for ln in text.splitlines() if ln.startswith("## ")]
+
+
+def _keep_sections(prev: str, text: str) -> str:
+    """``text`` plus every ``## `` section of ``prev`` that ``text`` lacks (the nets section and the
+    hand-written analyses survive a rerun of the kernel benchmarks)."""
+    for heading in _headings(prev):
+        if _section(text, heading) is None:
+            text = _splice_section(text, heading, _section(prev, heading))
+    return text
+
+
 def _section(text: str, heading: str) -> str | None:
     lines = text.splitlines(keepends=True)
     start = next((i for i, ln in enumerate(lines) if ln.rstrip() == heading), None)
@@ -715,8 +729,7 @@ def main(argv=None) -> int:
     text = report(res)
     if str(args.out) != "-":
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        nets_old = _section(args.out.read_text(), "## Nets") if args.out.exists() else None
-        args.out.write_text(_splice_section(text, "## Nets", nets_old) if nets_old else text)
+        args.out.write_text(_keep_sections(args.out.read_text(), text) if args.out.exists() else text)
         print(f"wrote {args.out}")
     else:
         print(text)

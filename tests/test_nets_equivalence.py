@@ -519,6 +519,12 @@ def test_bench_nets_case_and_report_section(tmp_path):
     # a section in the middle is replaced in place, the following ones kept
     mid = bench._splice_section("## Nets\n\nold\n\n## Metrics\n\nm\n", "## Nets", sec1)
     assert mid == "## Nets\n\nfirst\n\n## Metrics\n\nm\n"
+    # a rerun of the kernel benchmarks rewrites its own sections and keeps the others
+    prev = "# B\n\n## Metrics\n\nold m\n\n## Nets\n\nnets\n\n## EU2ADL floor\n\nnotes\n"
+    merged = bench._keep_sections(prev, "# B\n\n## Metrics\n\nnew m\n")
+    assert "new m" in merged and "old m" not in merged
+    assert bench._section(merged, "## Nets") == "## Nets\n\nnets\n"
+    assert bench._section(merged, "## EU2ADL floor") == "## EU2ADL floor\n\nnotes\n"
     assert bench.NETS_NEEDED["cucanet"] == pytest.approx(2 * 0.419 / 0.518)
 
 
