@@ -104,7 +104,7 @@ def resolve_crop(source, crop=None) -> tuple:
     source : str or Path
         A scene spec, with or without a crop suffix.
     crop : int, sequence of 4 int or None
-        A crop given apart from the spec (the ``crop`` keyword of :func:`load_scene`, a study's
+        A crop given apart from the source string (the ``crop`` keyword of :func:`load_scene`, a study's
         ``scene_options.crop``), see :func:`check_crop`.
 
     Returns
