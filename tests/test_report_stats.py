@@ -101,6 +101,14 @@ def test_rank_flip_detected_at_low_snr():
     r = flips.iloc[0]
     assert (r["winner"], r["loser"], r["flips"], r["degradations"]) == ("fuse", "hysure", 2, 4)
     assert r["statement"] == "hysure beats fuse at LrHSI SNR ≤ 25 dB"
+    assert r["margin"] == pytest.approx(1.2)  # at 20 dB: 35.2 against 30 + 20/5
+    # flips sorted largest first: C (35.3 at 20 dB, 35.2 elsewhere) beats A (best overall: 35.5)
+    # by up to 1.3 dB at 20 dB; B (35.2) beats A by up to 1.2 dB at SNR ≤ 25 dB
+    df3 = table({"A": lambda i, s: 30 + s / 5 + i, "B": lambda i, s: 35.2 + i,
+                 "C": lambda i, s: 35.3 - (0.1 if s > 20 else -0.0) + i})
+    f3 = rank_flips(df3)
+    got = [(r["loser"], r["winner"], round(r["margin"], 6)) for _, r in f3.iterrows()]
+    assert got[:2] == [("C", "A", 1.3), ("B", "A", 1.2)], got
     same = table({"fuse": lambda i, s: 40, "hysure": lambda i, s: 33})
     assert rank_flips(same).empty
 

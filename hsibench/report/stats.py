@@ -427,8 +427,10 @@ def rank_flips(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``mode, winner, loser, flips, degradations, where, statement`` (``winner`` is the
-        better method overall; ``statement`` reads "loser beats winner at where").
+        Columns ``mode, winner, loser, flips, degradations, where, statement, margin`` (``winner`` is
+        the better method overall; ``statement`` reads "loser beats winner at where"; ``margin``: the
+        loser's largest lead over the winner among the flipped degradations, in the metric's units,
+        always positive). Rows are sorted by ``margin``, largest flip first.
 
     Example
     -------
@@ -439,7 +441,7 @@ def rank_flips(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     dcols = degradation_columns(ok)
     sign = _sign(metric)
     rows = []
-    cols = ["mode", "winner", "loser", "flips", "degradations", "where", "statement"]
+    cols = ["mode", "winner", "loser", "flips", "degradations", "where", "statement", "margin"]
     if not dcols:
         return pd.DataFrame(rows, columns=cols)
     for mode, g in ok.groupby("mode", sort=True):
@@ -456,9 +458,11 @@ def rank_flips(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
                 continue
             universe = pair.index.to_frame(index=False)
             where = describe_region(universe[flipped.to_numpy()], universe, dcols)
+            lead = sign * (pair[b] - pair[a])
             rows.append({"mode": mode, "winner": a, "loser": b, "flips": int(flipped.sum()), "degradations": len(pair),
-                         "where": where, "statement": f"{b} beats {a} at {where}"})
-    return pd.DataFrame(rows, columns=cols)
+                         "where": where, "statement": f"{b} beats {a} at {where}", "margin": float(lead[flipped].max())})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values("margin", ascending=False, kind="stable").reset_index(drop=True) if len(out) else out
 
 
 def pareto_front(quality, cost, higher_is_better: bool = True) -> np.ndarray:
