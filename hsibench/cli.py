@@ -519,7 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warnings() -> None:
-    """Show the store's warnings (corrupt files, mixed code versions) as one line each."""
+    """Show the store's warnings (corrupt files, mixed code versions) and a busy machine as one line each."""
+    from .study.executors import BusyMachineWarning
     from .study.store import StoreWarning
 
     show = warnings.showwarning
@@ -527,7 +528,7 @@ def _one_line_warnings() -> None:
         return
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, StoreWarning):
+        if issubclass(category, (StoreWarning, BusyMachineWarning)):
             print(f"hsibench: warning: {message}", file=file or sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)

@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Protocol
@@ -369,4 +370,51 @@ def make_executor(workers: int = 1, threads: int | None = None, cluster: str | N
         return DaskExecutor(cluster=cluster, scheduler=scheduler, threads=threads)
     if threads is not None and workers * threads > cores:
         raise ValueError(f"{workers} workers × {threads} threads exceeds the {cores} cores of this machine")
-    return SerialExecutor(threads) if workers <= 1 else ProcessExecutor(workers, threads)
+    ex = SerialExecutor(threads) if workers <= 1 else ProcessExecutor(workers, threads)
+    note = busy_machine_note(ex.workers, ex.threads, cores)
+    if note:
+        warnings.warn(note, BusyMachineWarning, stacklevel=2)
+    return ex
+
+
+class BusyMachineWarning(UserWarning):
+    """Other work already keeps this machine's cores busy: the chosen workers × threads oversubscribe it."""
+
+
+def busy_machine_note(workers: int, threads: int, cores: int | None = None, load: float | None = None) -> str | None:
+    """A one-line note when other work already saturates the cores and more than one thread is asked for.
+
+    Parameters
+    ----------
+    workers, threads : int
+        The local executor's workers and threads per worker.
+    cores : int, optional
+        Cores of the machine (default: ``os.cpu_count()``).
+    load : float, optional
+        Runnable processes already there (default: the 1-minute load average).
+
+    Returns
+    -------
+    str or None
+        The note, or None when the load average is below the core count (minus a quarter), a single
+        thread is asked for, or the load is unknown.
+
+    Example
+    -------
+    >>> busy_machine_note(1, 2, cores=2, load=2.0) is not None  # two busy cores, two more threads
+    True
+    >>> busy_machine_note(1, 1, cores=2, load=2.0) is None
+    True
+    """
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (OSError, AttributeError):
+            return None
+    if load < cores - 0.25 or workers * threads <= 1:  # only a machine that is already saturated
+        return None
+    advice = ("consider --threads 1 (the nets' results depend on the thread count, so it is not changed for you)"
+              if threads > 1 else "consider fewer --workers")
+    return (f"the machine is busy (load average {load:.1f} on {cores} cores): {workers} worker(s) × {threads} thread(s) "
+            f"may oversubscribe it, and oversubscribed torch runs slow down 10x or more; {advice}")
