@@ -120,14 +120,17 @@ def test_saturated_decoder_is_noted_not_silent():
     while a normal-brightness cube (same scene × 0.3) trains without the note."""
     from hsibench.nets.engine import saturation_note
 
-    assert saturation_note(np.ones((2, 4, 4), np.float32), np.zeros((2, 2, 2))) is not None
+    assert saturation_note(np.ones((2, 4, 4), np.float32), np.zeros((2, 2, 2))).startswith("2 of 2 output bands")
     assert saturation_note(np.ones((2, 4, 4), np.float32), np.ones((2, 2, 2))) is None  # the input is saturated too
     assert saturation_note(np.full((2, 4, 4), 0.5, np.float32), np.zeros((2, 2, 2))) is None
+    spots = np.full((2, 4, 4), 0.5, np.float32)
+    spots[:, :1, :1] = 1.0  # scattered highlights (1 of 16 pixels per band) are not a saturated decoder
+    assert saturation_note(spots, np.zeros((2, 2, 2))) is None
     X, wl = toy_scene(size=32, bands=24)
     for gain, noted in ((None, True), (0.3, False)):
         cube = (0.3 + 0.7 * X if gain is None else gain * X).astype(np.float32)
         obs = Degradation(4, "gauss_sigma0.5", "landsat8_bgr").apply(cube, np.linspace(400, 700, 24))
         torch.set_num_threads(1)
         _, info = create_method("hyconet", "fast").fuse(obs.lr, obs.msi, ctx_for(obs, wl, "oracle", 30))
-        notes = [n for n in (info.get("notes") or []) if "clamped at 1" in n]
+        notes = [n for n in (info.get("notes") or []) if "clamp value 1" in n]
         assert bool(notes) is noted, (gain, info.get("notes"))
