@@ -22,6 +22,9 @@ MODULES = [
     "hsibench.study.runner",
     "hsibench.report.render",
     "hsibench.report.findings",
+    "hsibench.report.plots",
+    "hsibench.report.stats",
+    "hsibench.study.executors",
 ]
 
 

@@ -82,9 +82,26 @@ def _legend(fig, styles: dict, labels: list[str]) -> None:
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
 
 
-def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "ergas", "ssim"), seed: int = 0) -> list[Path]:
+def axis_levels(values, order=None) -> list:
+    """The levels of a degradation axis in plotting order: numbers ascending, then text in ``order``
+    (e.g. the study file's list) and alphabetically for text ``order`` does not name.
+
+    Example
+    -------
+    >>> axis_levels(["motion(8,30)", "box", "gauss_fwhm"], ["gauss_fwhm", "box", "motion(8,30)"])
+    ['gauss_fwhm', 'box', 'motion(8,30)']
+    >>> axis_levels([16, 4, 8])
+    [4, 8, 16]
+    """
+    rank = {str(v): i for i, v in enumerate(order or [])}
+    return sorted(values, key=lambda v: (isinstance(v, str), rank.get(str(v), len(rank)) if isinstance(v, str) else 0, v))
+
+
+def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "ergas", "ssim"), seed: int = 0,
+                     level_order: dict | None = None) -> list[Path]:
     """One figure per (metric, degradation axis with ≥ 2 values): a panel per knowledge mode, a line per
-    method (mean over the other axes, scenes and seeds, with its 95 % bootstrap CI), legend outside."""
+    method (mean over the other axes, scenes and seeds, with its 95 % bootstrap CI), legend outside.
+    ``level_order`` (axis -> values, e.g. the study grid's kernel list) orders a text axis; numbers sort."""
     plt = _plt()
     ok = df[df["status"] == "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +114,7 @@ def robustness_plots(df: pd.DataFrame, out_dir: Path, metrics=("psnr", "sam", "e
         if axis == "snr_ms" and _paired(ok, "snr_hs", "snr_ms"):
             continue  # the paired SNR axis is already plotted against the LrHSI SNR
         sub, at_base = _along(ok, axis)
-        values = sorted(sub[axis].unique(), key=lambda v: (isinstance(v, str), v))
+        values = axis_levels(sub[axis].unique(), (level_order or {}).get(axis))
         if len(values) < 2:
             continue
         positions = {v: i for i, v in enumerate(values)}

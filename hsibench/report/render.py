@@ -94,6 +94,18 @@ def _varying(df: pd.DataFrame) -> list[str]:
     return [c for c in degradation_columns(df) if df[c].nunique(dropna=False) > 1]
 
 
+def _grid_order(store: ResultStore) -> dict:
+    """The text axes of the study grid in the order the study file lists them (kernels, sensors), for
+    the plots' x axes; empty when the store has no readable study file."""
+    import json
+
+    try:
+        grid = json.loads((store.root / "study.json").read_text()).get("grid") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: [str(v) for v in vals] for k, vals in grid.items() if isinstance(vals, list) and k in ("kernel", "sensor")}
+
+
 def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path, title: str) -> list[tuple]:
     """The report as blocks: ("h", level, text), ("p", text), ("table", DataFrame), ("list", items), ("img", path)."""
     ok = df[df["status"] == "ok"]
@@ -204,7 +216,7 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
         if notes:
             b += [("p", "Deviations:"), ("list", notes)]
 
-    plots = robustness_plots(df, out / "plots", seed=REPORT_SEED)
+    plots = robustness_plots(df, out / "plots", seed=REPORT_SEED, level_order=_grid_order(store))
     if plots:
         b += [("h", 2, "Robustness plots"),
               ("p", "One panel per knowledge mode; a colour and marker per method (the same in every plot), a line "
