@@ -126,6 +126,15 @@ def test_saturated_decoder_is_noted_not_silent():
     spots = np.full((2, 4, 4), 0.5, np.float32)
     spots[:, :1, :1] = 1.0  # scattered highlights (1 of 16 pixels per band) are not a saturated decoder
     assert saturation_note(spots, np.zeros((2, 2, 2))) is None
+    from hsibench.nets.engine import flat_output_note
+
+    rng = np.random.default_rng(0)
+    textured = rng.random((3, 2, 2))
+    one_spectrum = np.broadcast_to(np.array([0.2, 0.3, 0.4])[:, None, None], (3, 4, 4))
+    assert flat_output_note(one_spectrum, textured).startswith("3 of 3 output bands are nearly constant")
+    assert flat_output_note(one_spectrum + 1e-4 * rng.random((3, 4, 4)), textured) is not None  # 1e-4 of texture: still flat
+    assert flat_output_note(one_spectrum, np.ones((3, 2, 2))) is None  # a flat input may give a flat output
+    assert flat_output_note(rng.random((3, 4, 4)), textured) is None
     X, wl = toy_scene(size=32, bands=24)
     for gain, noted in ((None, True), (0.3, False)):
         cube = (0.3 + 0.7 * X if gain is None else gain * X).astype(np.float32)

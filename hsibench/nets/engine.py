@@ -556,6 +556,32 @@ def saturation_note(out: np.ndarray, lr) -> str | None:
             f"bands do not): the decoder saturated and passes no gradient there, typically on a uniformly bright scene")
 
 
+def flat_output_note(out: np.ndarray, lr) -> str | None:
+    """A note when most bands of a net's output are (nearly) spatially constant while the LrHSI's are not.
+
+    Clamped abundance heads whose inputs leave [0, 1] everywhere output the same abundances at every
+    pixel and pass no gradient: the fused image is then one spectrum repeated (measured: CUCaNet
+    ``fast`` on the Paris Hyperion + ALI-pan pair: all 128 bands in ``blind`` mode, 105 of 128 with
+    less than 1 % of their LrHSI band's spatial spread in ``estimated`` mode). A band counts as flat
+    when its spatial standard deviation is below 1 % of its LrHSI band's (a high-resolution band
+    should vary at least as much as its low-resolution version).
+    """
+    out = np.asarray(out, np.float64)
+    lr = np.asarray(lr, np.float64)
+    bands = out.shape[0]
+    sd = out.reshape(bands, -1).std(1)
+    if lr.shape[0] == bands:
+        lr_sd = lr.reshape(bands, -1).std(1)
+        flat = (sd < 0.01 * lr_sd) & (lr_sd > 0)
+    else:
+        flat = sd < 1e-6 * max(float(np.abs(out).max()), 1e-30)
+    n = int(np.count_nonzero(flat))
+    if n <= bands // 2:
+        return None
+    return (f"{n} of {bands} output bands are nearly constant in space (under 1 % of their LrHSI band's spread): "
+            f"the abundance heads are stuck at their clamp and pass no gradient, so the output is about one spectrum repeated")
+
+
 class NetMethod(Method):
     """Base class of the deep nets: tensors, device, seeding and the common ``info`` keys.
 
@@ -582,10 +608,10 @@ class NetMethod(Method):
             devs.append(f"budget override: {int(ctx.iterations)} iterations (preset {self.preset!r}: "
                         f"{int(self.params['iterations'])}), schedule scaled to it")
         info.update(threads=threads, device=str(device), seed=int(ctx.seed), preset=self.preset, deviations=devs)
-        note = saturation_note(out, lr)
-        if note:
+        found = [n for n in (saturation_note(out, lr), flat_output_note(out, lr)) if n]
+        if found:
             old = info.get("notes") or []
-            info["notes"] = ([old] if isinstance(old, str) else list(old)) + [note]
+            info["notes"] = ([old] if isinstance(old, str) else list(old)) + found
         return out, info
 
     def _run(self, lr: torch.Tensor, msi: torch.Tensor, ctx: Context, device: torch.device):  # pragma: no cover
