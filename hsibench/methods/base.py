@@ -455,6 +455,15 @@ def _normalise_knowledge(ctx: Context) -> tuple[Context, list[str]]:
     return new, notes
 
 
+def add_notes(info: dict, notes) -> None:
+    """Append ``notes`` (lines of text) to ``info["notes"]`` in place, turning a single string there
+    into a list first; nothing changes when ``notes`` is empty."""
+    notes = list(notes)
+    if notes:
+        old = info.get("notes") or []
+        info["notes"] = ([old] if isinstance(old, str) else list(old)) + notes
+
+
 def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
     """Validate, resolve knowledge, run ``method.fuse``, validate the output, and time it.
 
@@ -521,9 +530,7 @@ def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
     if not bool(xp.all(xp.isfinite(hr))):
         raise MethodError(f"{method.name} produced NaN or Inf")
     info = dict(info)
-    if notes:
-        old = info.get("notes") or []
-        info["notes"] = ([old] if isinstance(old, str) else list(old)) + notes
+    add_notes(info, notes)
     info.setdefault("knowledge_source", dict(ctx.knowledge_source))
     if "estimated" in ctx.knowledge_source.values():
         info.setdefault("estimated_psf", to_numpy(ctx.psf) if ctx.psf is not None else None)

@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
-from ..methods.base import Context, Method, MethodError
+from ..methods.base import Context, Method, MethodError, add_notes
 
 __all__ = [
     "NetMethod",
@@ -608,10 +608,7 @@ class NetMethod(Method):
             devs.append(f"budget override: {int(ctx.iterations)} iterations (preset {self.preset!r}: "
                         f"{int(self.params['iterations'])}), schedule scaled to it")
         info.update(threads=threads, device=str(device), seed=int(ctx.seed), preset=self.preset, deviations=devs)
-        found = [n for n in (saturation_note(out, lr), flat_output_note(out, lr)) if n]
-        if found:
-            old = info.get("notes") or []
-            info["notes"] = ([old] if isinstance(old, str) else list(old)) + found
+        add_notes(info, [n for n in (saturation_note(out, lr), flat_output_note(out, lr)) if n])
         return out, info
 
     def _run(self, lr: torch.Tensor, msi: torch.Tensor, ctx: Context, device: torch.device):  # pragma: no cover
