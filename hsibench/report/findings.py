@@ -16,7 +16,7 @@ from .stats import (
     AXIS_NAMES, HIGHER_IS_BETTER, _fmt_value, degradation_columns, describe_region, knowledge_gap, method_means,
     paired_comparison,
 )
-from .tables import _DIGITS, format_ci
+from .tables import _DIGITS, format_ci, ordered_modes
 
 __all__ = ["findings", "findings_section", "DEFAULT_TOLERANCE"]
 
@@ -24,14 +24,7 @@ __all__ = ["findings", "findings_section", "DEFAULT_TOLERANCE"]
 _UNITS = {"psnr": " dB", "sam": "°"}
 #: How far below the best mean a method may be and still count as "as good" for the cost sentence.
 DEFAULT_TOLERANCE = {"psnr": 1.0}
-#: Display order of the knowledge modes (any other mode follows, sorted).
-_MODE_ORDER = ("oracle", "srf_support", "estimated", "blind")
 _TITLE = "What it shows"
-
-
-def _modes(ok: pd.DataFrame) -> list[str]:
-    present = set(ok["mode"])
-    return [m for m in _MODE_ORDER if m in present] + sorted(m for m in present if m not in _MODE_ORDER)
 
 
 def _unit(metric: str) -> str:
@@ -121,7 +114,7 @@ def _ranked(ok: pd.DataFrame, metric: str, sign: float, seed: int, n_resamples: 
 
 def _best_sentences(ok, metric, sign, seed, n_resamples, name) -> tuple[list[str], dict[str, str]]:
     out, best = [], {}
-    for mode in _modes(ok):
+    for mode in ordered_modes(ok["mode"]):
         g = ok[ok["mode"] == mode]
         ranked = _ranked(g, metric, sign, seed, n_resamples)
         top = ranked.iloc[0]
@@ -141,7 +134,7 @@ def _family_sentences(ok, metric, sign, seed, n_resamples) -> list[str]:
     if "family" not in ok:
         return []
     out = []
-    for mode in _modes(ok):
+    for mode in ordered_modes(ok["mode"]):
         g = ok[ok["mode"] == mode]
         deep, classical = g[g["family"] == "deep"], g[g["family"] == "classical"]
         if deep.empty or classical.empty:
@@ -190,7 +183,7 @@ def _levels(axis: str, values: list) -> str:
 def _axis_sentences(ok, metric, sign, best, seed, n_resamples) -> list[str]:
     axes = [c for c in degradation_columns(ok) if ok[c].nunique(dropna=False) > 1]
     out = []
-    for mode in _modes(ok):
+    for mode in ordered_modes(ok["mode"]):
         g = ok[ok["mode"] == mode]
         if g["label"].nunique() < 2:
             continue
@@ -230,7 +223,7 @@ def _cost_sentences(ok, metric, sign, tolerance, seed, n_resamples) -> list[str]
     if tolerance is None or "runtime_s" not in ok:
         return []
     out = []
-    for mode in _modes(ok):
+    for mode in ordered_modes(ok["mode"]):
         g = ok[(ok["mode"] == mode) & ok["runtime_s"].notna()]
         if g["label"].nunique() < 2:
             continue
@@ -267,7 +260,7 @@ def _knowledge_sentences(ok, metric, sign, seed, n_resamples) -> list[str]:
         gap = gap[~gap["label"].isin(floors)]  # the floor needs no knowledge: its gap says nothing
     gap = gap[gap["n"] > 0]
     out = []
-    for mode in [m for m in _modes(ok) if m in set(gap["mode"])]:
+    for mode in [m for m in ordered_modes(ok["mode"]) if m in set(gap["mode"])]:
         t = gap[gap["mode"] == mode].assign(_key=lambda d: sign * d["mean_diff"]).sort_values(["_key", "label"])
         worst, least = t.iloc[0], t.iloc[-1]
 

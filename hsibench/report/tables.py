@@ -67,6 +67,16 @@ def _variant(deg: dict) -> str:
     return " ".join(out)
 
 
+#: Display order of the knowledge modes in reports (any other mode follows, sorted).
+MODE_ORDER = ("oracle", "srf_support", "estimated", "blind")
+
+
+def ordered_modes(modes) -> list[str]:
+    """The distinct knowledge modes of ``modes`` in :data:`MODE_ORDER`, any others after them, sorted."""
+    present = set(modes)
+    return [m for m in MODE_ORDER if m in present] + sorted(m for m in present if m not in MODE_ORDER)
+
+
 def load_results(source: str | Path | Iterable[dict]) -> pd.DataFrame:
     """Flatten result rows (a store folder or an iterable of rows) into a DataFrame, one row per job.
 
@@ -365,7 +375,7 @@ def mode_gap_table(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     ok = df[df["status"] == "ok"] if "status" in df else df
     if ok.empty or metric not in ok or ok["mode"].nunique() < 2:
         return pd.DataFrame()
-    order = [m for m in ("oracle", "srf_support", "estimated", "blind") if m in set(ok["mode"])]
+    order = ordered_modes(ok["mode"])
     case = ok.apply(lambda r: " ".join(x for x in (f"×{r['scale']}", str(r["kernel"]), str(r["sensor"]),
                                                        f"SNR {format_snr(r['snr_hs'])}/{format_snr(r['snr_ms'])}",
                                                        r.get("variant") or "") if x),
