@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from ..degrade.psf import make_kernel
+from ..degrade.psf import make_psf
 from ..degrade.spatial import blur_decimate, upsample
 from ..methods.base import Context, InputError, Method
 from ..methods.registry import get_estimator, register
@@ -314,7 +314,7 @@ def cnmf_fuse(
     Yh = xp.where(Yh > 0, Yh, xp.zeros_like(Yh))
     Ym = xp.where(Ym > 0, Ym, xp.zeros_like(Ym))
     if psf is None:
-        psf = make_kernel("gauss_fwhm_wide", s)
+        psf = make_psf("gauss_fwhm_wide", s)
         info["psf_source"] = "gauss_fwhm_wide (reference default)"
     psf = np.asarray(to_numpy(psf), dtype=np.float64)
     if srf is None:

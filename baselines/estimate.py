@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from ..degrade.psf import box_kernel, make_kernel, psf_error
+from ..degrade.psf import box_psf, make_psf, psf_error
 from ..degrade.spatial import blur_decimate
 from ..degrade.srf import srf_error
 from ..methods.base import InputError
@@ -53,7 +53,7 @@ def default_psf_size(scale: int, lr_shape: tuple[int, int], ms_bands: int) -> in
 
 def _smooth_lr(x):
     """3×3 box low-pass at LR (the forward operator at scale 1)."""
-    return blur_decimate(x, box_kernel(3), 1, "symmetric")
+    return blur_decimate(x, box_psf(3), 1, "symmetric")
 
 
 def _crop(x, m: int):
@@ -201,7 +201,7 @@ def estimate_degradation(
     # I-III. initial SRF at a common coarse resolution (block average of the HrMSI, then a 3×3 box on
     # both images at LR, so the unknown PSF matters little there)
     m0 = margin(1)
-    Ym_c = _smooth_lr(blur_decimate(Ym, make_kernel("box", s), s, boundary))
+    Ym_c = _smooth_lr(blur_decimate(Ym, make_psf("box", s), s, boundary))
     Yh_c = _smooth_lr(Yd)
     R0, _ = _fit_srf(xp.reshape(_crop(Yh_c, m0), (L, -1)), xp.reshape(_crop(Ym_c, m0), (l, -1)), cov, np.zeros(l))
     m1 = margin(0)
@@ -240,7 +240,7 @@ def estimate_degradation(
         R, B, _, _ = alternate(R, w_b, w_r)
     # VI. normalisation (and documented fallbacks)
     if B is None or not np.isfinite(B).all() or B.sum() <= 0:
-        B = box_kernel(s)
+        B = box_psf(s)
     psf = B / B.sum()
     srf = np.zeros((l, L))
     for i in range(l):

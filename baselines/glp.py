@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from ..degrade.psf import gaussian_kernel
+from ..degrade.psf import gaussian_psf
 from ..degrade.spatial import blur_decimate, upsample
 from ..methods.base import Context, InputError, Method
 from ..methods.registry import register
@@ -41,7 +41,7 @@ def mtf_kernel(scale: int, nyquist_gain: float = 0.3, mass: float = 0.999):
     size = max(scale, 2 * int(math.ceil(half)) + (scale % 2))
     if (size - scale) % 2:
         size += 1
-    return gaussian_kernel(size, sigma)
+    return gaussian_psf(size, sigma)
 
 
 def _erfinv(y: float) -> float:

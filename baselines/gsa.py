@@ -7,7 +7,7 @@ grid with an ``imresize``-style antialiasing kernel, as the reference does.
 """
 from __future__ import annotations
 
-from ..degrade.psf import resize_kernel
+from ..degrade.psf import resize_psf
 from ..degrade.spatial import blur_decimate, upsample
 from ..methods.base import Context, InputError, Method
 from ..methods.registry import register
@@ -51,7 +51,7 @@ def gsa_fuse(lr, msi, scale: int, boundary: str = "symmetric"):
     xp = array_namespace(lr, msi)
     L, h, w = lr.shape
     l, H, W = msi.shape
-    msi_lr = blur_decimate(msi, resize_kernel(scale, "linear"), scale, boundary)
+    msi_lr = blur_decimate(msi, resize_psf(scale, "linear"), scale, boundary)
     up = upsample(lr, scale, "cubic", boundary)
     lr_f = xp.reshape(lr, (L, h * w))
     up_f = xp.reshape(up, (L, H * W))
@@ -64,7 +64,7 @@ def gsa_fuse(lr, msi, scale: int, boundary: str = "symmetric"):
     nb = xp.sqrt(xp.sum(b * b, axis=1, keepdims=True))
     corr = xp.matmul(a / xp.where(na > 0, na, 1), xp.matrix_transpose(b / xp.where(nb > 0, nb, 1)))
     choice = xp.argmax(corr, axis=1)
-    pan_lr_all = blur_decimate(msi, resize_kernel(scale, "cubic"), scale, boundary)
+    pan_lr_all = blur_decimate(msi, resize_psf(scale, "cubic"), scale, boundary)
     plr_f = xp.reshape(pan_lr_all, (l, h * w))
     out = xp.zeros((L, H * W), dtype=up.dtype, device=getattr(up, "device", None))
     for g in range(l):

@@ -155,11 +155,11 @@ def bench_psf(x: np.ndarray, s: int, kind: str, probe_t: float, res: Results, ba
     import torch
     from scipy import ndimage
 
-    from hsibench.degrade.psf import make_kernel
+    from hsibench.degrade.psf import make_psf
     from hsibench.kernels import blur_decimate, blur_decimate_adjoint
 
     B, H, W = x.shape
-    k = make_kernel(kind, s)
+    k = make_psf(kind, s)
     kh = k.shape[0]
     pad = (kh - s) // 2
     rep = 5 if x.size < 5e7 else 3

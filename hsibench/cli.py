@@ -279,9 +279,9 @@ def cmd_fuse(args) -> int:
     psf = _load_matrix(args.psf, "--psf")
     srf = _load_matrix(args.srf, "--srf")
     if psf is not None:
-        from .degrade.psf import check_kernel
+        from .degrade.psf import check_psf
 
-        check_kernel(psf, args.scale)  # 2-D, finite, non-negative, parity; normalised by the method wrapper
+        check_psf(psf, args.scale)  # 2-D, finite, non-negative, parity; normalised by the method wrapper
         if abs(psf.sum() - 1.0) > 1e-6:
             print(f"note: --psf sums to {psf.sum():.6g}; normalised to 1")
     if srf is not None:

@@ -235,7 +235,7 @@ def pair_case(source: str, deg, seed: int = 0):
     ((128, 24, 19), (1, 72, 57), (128, 72, 57))
     """
     from ..degrade.degradation import Observation, add_observation_noise
-    from ..degrade.psf import make_kernel
+    from ..degrade.psf import make_psf
     from ..degrade.spatial import blur_decimate
 
     name, protocol = parse_pair_source(source)
@@ -256,8 +256,8 @@ def pair_case(source: str, deg, seed: int = 0):
             raise DataError(f"{source}: scale {s} is larger than the HS image {hs.shape[1]}x{hs.shape[2]}")
         ref = hs[:, :h, :w]
         ms = pair.ms[:, : h * r, : w * r]
-        msi = blur_decimate(ms, make_kernel(deg.kernel, r).astype(np.float32), r, deg.boundary) if r > 1 else ms
-        lr = blur_decimate(ref, make_kernel(deg.kernel, s).astype(np.float32), s, deg.boundary)
+        msi = blur_decimate(ms, make_psf(deg.kernel, r).astype(np.float32), r, deg.boundary) if r > 1 else ms
+        lr = blur_decimate(ref, make_psf(deg.kernel, s).astype(np.float32), s, deg.boundary)
         extra = {"reference": "the real HS image", "crop": {"rows": [0, h], "cols": [0, w]}}
     key = f"{pair.name}:{protocol}"
     lr, msi = add_observation_noise(lr, msi, deg, seed=seed, key=key)
@@ -294,12 +294,12 @@ def noref_report(hr: np.ndarray, obs):
     -------
     >>> rep = noref_report(fused, obs)  # doctest: +SKIP
     """
-    from ..degrade.psf import make_kernel
+    from ..degrade.psf import make_psf
     from ..metrics.noref import NOREF_DEFINITIONS, noref_metrics
     from ..metrics.presets import MetricReport
 
     block = min(NOREF_BLOCK, *obs.lr.shape[1:])
-    psf = make_kernel(obs.degradation.kernel, obs.scale)
+    psf = make_psf(obs.degradation.kernel, obs.scale)
     scalars = noref_metrics(hr, obs.lr, obs.msi, psf=psf, block=block, step=NOREF_STEP)
     defs = dict(NOREF_DEFINITIONS)
     defs["settings"] = (f"Q windows {block}x{block} every {NOREF_STEP} px at both resolutions; MS at LR = MS blurred "

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from .noise import add_noise, seeded_rng
-from .psf import KernelError, check_kernel_spec, check_scale_factor, make_kernel
+from .psf import PSFError, check_psf_spec, check_scale_factor, make_psf
 from .spatial import BOUNDARIES, blur_decimate, check_scale
 from .srf import SRF_SAMPLINGS, SRFError, band_coverage, fine_grid_msi, sensor_curves, srf_matrix
 
@@ -124,8 +124,8 @@ class Degradation:
         # values are not coerced (2.5 is not a scale, True is not a scale, "1" is not a bool).
         try:
             object.__setattr__(self, "scale", check_scale_factor(self.scale))
-            check_kernel_spec(self.kernel, self.scale)
-        except KernelError as exc:
+            check_psf_spec(self.kernel, self.scale)
+        except PSFError as exc:
             raise DegradationError(str(exc)) from None
         object.__setattr__(self, "snr_hs", _snr(self.snr_hs, "snr_hs"))
         object.__setattr__(self, "snr_ms", _snr(self.snr_ms, "snr_ms"))
@@ -145,7 +145,7 @@ class Degradation:
             raise DegradationError(f"srf_sampling must be one of {SRF_SAMPLINGS}, got {self.srf_sampling!r}")
 
     def psf(self) -> np.ndarray:
-        return make_kernel(self.kernel, self.scale)
+        return make_psf(self.kernel, self.scale)
 
     def srf(self, wavelengths) -> np.ndarray:
         """The SRF matrix of ``sensor`` sampled at the HS band centres (for ``srf_sampling = "fine"``

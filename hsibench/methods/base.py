@@ -408,10 +408,10 @@ def validate_inputs(lr, msi, ctx: Context) -> None:
         if not cov.any(axis=1).all():
             raise InputError(f"band coverage row {int(np.flatnonzero(~cov.any(axis=1))[0])} covers no HS band")
     if ctx.psf is not None:
-        from ..degrade.psf import check_kernel
+        from ..degrade.psf import check_psf
 
         try:
-            check_kernel(to_numpy(ctx.psf), s)
+            check_psf(to_numpy(ctx.psf), s)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
     for name, a in (("LrHSI", lr), ("HrMSI", msi)):

@@ -21,7 +21,7 @@ Definitions (F the fused HS image (L, H, W), Y_h the LR HS image (L, h, w), Y_m 
 
 Ỹ_m is the MS image low-pass filtered and decimated by s with the suite's forward operator
 (:func:`hsibench.degrade.blur_decimate`) and a given kernel; by default the antialiasing kernel of a
-bicubic 1/s resize (:func:`hsibench.degrade.psf.resize_kernel`), the ``imresize`` of the reference
+bicubic 1/s resize (:func:`hsibench.degrade.psf.resize_psf`), the ``imresize`` of the reference
 code. A fused image equal to the nearest-neighbour upsampling of Y_h has Dλ = 0 exactly with
 ``block=None`` (replicating pixels keeps every mean, variance and covariance).
 """
@@ -244,10 +244,10 @@ def d_lambda(fused, lr, *, block: int | None = 32, step: int = 1, p: float = 1.0
 
 
 def _lowres_msi(msi: np.ndarray, scale: int, psf) -> np.ndarray:
-    from ..degrade.psf import resize_kernel
+    from ..degrade.psf import resize_psf
     from ..degrade.spatial import blur_decimate
 
-    k = resize_kernel(scale, "cubic") if psf is None else np.asarray(psf, dtype=np.float64)
+    k = resize_psf(scale, "cubic") if psf is None else np.asarray(psf, dtype=np.float64)
     return blur_decimate(msi, k, scale)
 
 

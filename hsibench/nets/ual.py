@@ -268,9 +268,9 @@ class SyntheticPairs:
 
     def kernel(self, size: int, sigma: float) -> torch.Tensor:
         """A point-sampled Gaussian, zero-padded to s×s when smaller than the scale."""
-        from ..degrade.psf import gaussian_kernel
+        from ..degrade.psf import gaussian_psf
 
-        k = gaussian_kernel(size, sigma)
+        k = gaussian_psf(size, sigma)
         if size < self.s:
             m = (self.s - size) // 2
             k = np.pad(k, m)
@@ -772,7 +772,7 @@ class UAL(NetMethod):
     # ------------------------------------------------------------------ adaptation
 
     def _degeneration(self, ctx: Context, device) -> tuple[PSFLayer, dict[str, Any]]:
-        from ..degrade.psf import gaussian_kernel
+        from ..degrade.psf import gaussian_psf
 
         p = self.params
         s = int(ctx.scale)
@@ -790,7 +790,7 @@ class UAL(NetMethod):
             return (PSFLayer(s, size=k, param=p["psf_param"], boundary=ctx.boundary).to(device),
                     {"psf_init": f"uniform {k}x{k}"})
         sigma = float(p["psf_init_sigma"])
-        return (PSFLayer(s, init=gaussian_kernel(k, sigma), param=p["psf_param"], boundary=ctx.boundary).to(device),
+        return (PSFLayer(s, init=gaussian_psf(k, sigma), param=p["psf_param"], boundary=ctx.boundary).to(device),
                 {"psf_init": f"gaussian {k}x{k}, sigma {sigma:.3g}"})
 
     def _run(self, lr, msi, ctx: Context, device):
