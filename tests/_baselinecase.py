@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from hsibench.degrade.psf import make_kernel
+from hsibench.degrade.psf import make_psf
 from hsibench.degrade.spatial import blur_decimate
 from hsibench.degrade.srf import srf_matrix
 from hsibench.methods.base import Context
@@ -53,7 +53,7 @@ def smooth_mixture_scene(size=64, bands=31, p=4, seed=0, smooth=3.0):
 
 def observe(X, wl, s, kernel="gauss_fwhm", sensor="rgb_gauss", boundary="symmetric"):
     """Noiseless (LrHSI, HrMSI, PSF, SRF) of ``X`` through the forward model."""
-    psf, srf = make_kernel(kernel, s), srf_matrix(sensor, wl)
+    psf, srf = make_psf(kernel, s), srf_matrix(sensor, wl)
     lr = blur_decimate(X, psf.astype(X.dtype), s, boundary)
     msi = np.tensordot(srf.astype(X.dtype), X, axes=(1, 0))
     return lr, msi, psf, srf

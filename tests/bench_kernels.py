@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from hsibench.degrade.psf import make_kernel
+from hsibench.degrade.psf import make_psf
 
 SHAPE = (31, 512, 512)
 
@@ -37,7 +37,7 @@ def test_psf_fused(benchmark, cubes, s, wide):
     from hsibench.kernels import blur_decimate
 
     benchmark.group = f"psf s={s} {'k=2s' if wide else 'k=s'}"
-    k = make_kernel("gauss_fwhm_wide" if wide else "gauss_fwhm", s)
+    k = make_psf("gauss_fwhm_wide" if wide else "gauss_fwhm", s)
     x = cubes[0]
     blur_decimate(x, k, s)  # compile outside the timing
     benchmark(blur_decimate, x, k, s)
@@ -50,7 +50,7 @@ def test_psf_adjoint_fused(benchmark, cubes, s, wide):
     from hsibench.kernels import blur_decimate, blur_decimate_adjoint
 
     benchmark.group = f"psf s={s} {'k=2s' if wide else 'k=s'}"
-    k = make_kernel("gauss_fwhm_wide" if wide else "gauss_fwhm", s)
+    k = make_psf("gauss_fwhm_wide" if wide else "gauss_fwhm", s)
     y = blur_decimate(cubes[0], k, s)
     blur_decimate_adjoint(y, k, s, SHAPE[1:])
     benchmark(blur_decimate_adjoint, y, k, s, SHAPE[1:])
@@ -65,7 +65,7 @@ def test_psf_torch_conv2d(benchmark, cubes, s, wide):
 
     torch.set_num_threads(numba.get_num_threads())
     benchmark.group = f"psf s={s} {'k=2s' if wide else 'k=s'}"
-    k = make_kernel("gauss_fwhm_wide" if wide else "gauss_fwhm", s).astype(np.float32)
+    k = make_psf("gauss_fwhm_wide" if wide else "gauss_fwhm", s).astype(np.float32)
     B, kh = SHAPE[0], k.shape[0]
     x = torch.from_numpy(cubes[0])[None]
     w = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(k, (B, 1, kh, kh))))

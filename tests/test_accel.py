@@ -9,7 +9,7 @@ import pytest
 
 from hsibench.accel import kernel_path, kernels_enabled, use_kernels
 from hsibench.degrade import spatial
-from hsibench.degrade.psf import KernelError, make_kernel
+from hsibench.degrade.psf import PSFError, make_psf
 from hsibench.metrics import MetricError, compute_metrics
 from _tolerance import sum_bound
 
@@ -44,7 +44,7 @@ def test_operator_uses_kernels_and_matches_reference(monkeypatch, dtype, boundar
     rng = np.random.default_rng(1)
     x = rng.random((3, 4 * scale, 2 * scale)).astype(dtype)
     y = rng.random((3, 4, 2)).astype(dtype)
-    k = make_kernel(kind, scale)
+    k = make_psf(kind, scale)
     seen = _calls(monkeypatch)
     fwd = spatial.blur_decimate(x, k, scale, boundary)
     adj = spatial.blur_decimate_adjoint(y, k, scale, x.shape[-2:], boundary)
@@ -71,9 +71,9 @@ def test_operator_errors_are_the_same_on_both_paths(use):
     with use_kernels(use):
         with pytest.raises(ValueError, match="does not divide"):
             spatial.blur_decimate(np.zeros((1, 10, 12)), np.ones((4, 4)) / 16, 4)
-        with pytest.raises(KernelError, match="parity"):
+        with pytest.raises(PSFError, match="parity"):
             spatial.blur_decimate(x, np.ones((3, 3)) / 9, 4)
-        with pytest.raises(KernelError, match="NaN"):
+        with pytest.raises(PSFError, match="NaN"):
             spatial.blur_decimate(x, np.full((4, 4), np.nan), 4)
         with pytest.raises(ValueError, match="unknown boundary"):
             spatial.blur_decimate(x, np.ones((4, 4)) / 16, 4, "zero")
@@ -87,7 +87,7 @@ def test_torch_cpu_takes_the_reference_and_agrees():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
     x = rng.random((2, 16, 16))
-    k = make_kernel("gauss_fwhm", 4)
+    k = make_psf("gauss_fwhm", 4)
     xt = torch.from_numpy(x).requires_grad_(True)
     out = spatial.blur_decimate(xt, k, 4)
     out.sum().backward()  # the reference path keeps autograd
@@ -143,13 +143,13 @@ _THREADS_SCRIPT = """
 import json, sys
 import numba
 import numpy as np
-from hsibench.degrade import blur_decimate, blur_decimate_adjoint, make_kernel
+from hsibench.degrade import blur_decimate, blur_decimate_adjoint, make_psf
 from hsibench.metrics import compute_metrics
 
 rng = np.random.default_rng(6)
 gt = rng.random((31, 144, 120)).astype(np.float32)  # several 8192-pixel runs
 est = np.clip(gt + 0.05 * rng.standard_normal(gt.shape), 0, None).astype(np.float32)
-k = make_kernel("gauss_fwhm_wide", 8)
+k = make_psf("gauss_fwhm_wide", 8)
 out = {}
 for n in (1, 2):
     numba.set_num_threads(n)

@@ -75,7 +75,7 @@ def test_metrics_of_identical_cubes_prints_infinity(tmp_path, capsys):
     (["fuse", "--method", "gsa", "--lr", "{lr}", "--msi", "{a}", "--scale", "2", "--mode", "oracle", "-o", "{o}"], "oracle"),
     (["fuse", "--method", "nope", "--lr", "{lr}", "--msi", "{a}", "--scale", "2", "-o", "{o}"], "unknown method"),
     (["simulate", "synthetic:32x31:0", "--scale", "64", "-o", "{o}"], "smaller"),
-    (["simulate", "synthetic:32x31:0", "--scale", "4", "--kernel", "nope", "-o", "{o}"], "unknown kernel"),
+    (["simulate", "synthetic:32x31:0", "--scale", "4", "--kernel", "nope", "-o", "{o}"], "unknown PSF preset"),
     (["simulate", "missing.mat", "--scale", "4", "-o", "{o}"], "no such file"),
     (["run", "missing.toml"], "not found"),
 ])

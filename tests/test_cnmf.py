@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from hsibench.baselines._common import nnls_gram, vca, virtual_dimensionality
 from hsibench.baselines.cnmf import _Loop, cnmf_fuse, estimate_srf_nnls
-from hsibench.degrade.psf import make_kernel
+from hsibench.degrade.psf import make_psf
 from hsibench.degrade.spatial import blur_decimate, upsample
 from hsibench.degrade.srf import srf_matrix
 from hsibench.methods.base import Context, InputError
@@ -145,7 +145,7 @@ def _balloons(shared_data, s):
     c = loadmat(shared_data / "cave" / "balloons_ms.mat")["Omsi"].astype(np.float32).transpose(2, 0, 1)
     c /= c.max()
     wl = np.arange(400, 701, 10.0)
-    psf, srf = make_kernel("gauss_sigma0.5", s), srf_matrix("nikon_d700", wl)
+    psf, srf = make_psf("gauss_sigma0.5", s), srf_matrix("nikon_d700", wl)
     lr = blur_decimate(c, psf.astype(np.float32), s)
     msi = np.tensordot(srf.astype(np.float32), c, axes=(1, 0))
     return c, lr, msi, psf, srf

@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from hsibench.baselines.cstf import separable_operators, separable_psf
 from hsibench.degrade.degradation import Degradation
-from hsibench.degrade.psf import gaussian_kernel, make_kernel
+from hsibench.degrade.psf import gaussian_psf, make_psf
 from hsibench.degrade.spatial import blur_decimate
 from hsibench.methods.base import Context, InputError
 from hsibench.methods.registry import create_method
@@ -19,8 +19,8 @@ from _baselinecase import lowrank_scene, psnr, run
 @pytest.mark.parametrize("boundary", ["symmetric", "circular"])
 @pytest.mark.parametrize(
     "kernel,scale",
-    [(make_kernel("gauss_fwhm", 4), 4), (make_kernel("gauss_fwhm_wide", 4), 4), (make_kernel("box", 3), 3),
-     (gaussian_kernel((6, 4), (1.3, 0.6)), 2)],
+    [(make_psf("gauss_fwhm", 4), 4), (make_psf("gauss_fwhm_wide", 4), 4), (make_psf("box", 3), 3),
+     (gaussian_psf((6, 4), (1.3, 0.6)), 2)],
 )
 def test_separable_operators_match_forward_model(kernel, scale, boundary):
     x = np.random.default_rng(0).standard_normal((2, 8 * scale, 6 * scale))
@@ -33,7 +33,7 @@ def test_separable_operators_match_forward_model(kernel, scale, boundary):
 
 
 def test_non_separable_psf_is_approximated_and_reported():
-    k = gaussian_kernel(8, (2.0, 0.7), 35.0)  # rotated anisotropic Gaussian: not separable
+    k = gaussian_psf(8, (2.0, 0.7), 35.0)  # rotated anisotropic Gaussian: not separable
     kr, kc, err = separable_psf(k)
     assert 0.05 < err < 0.6 and abs(kr.sum() - 1) < 1e-12 and np.all(kr >= 0) and np.all(kc >= 0)
     X, wl = lowrank_scene(32, 31, 4)

@@ -7,8 +7,8 @@ import torch
 from scipy import ndimage, signal
 
 from hsibench.degrade import (
-    Degradation, KernelError, SRFError, add_noise, blur_decimate, blur_decimate_adjoint, interp_matrix,
-    fwhm_to_sigma, make_kernel, measured_snr, seeded_rng, simulate, srf_matrix, upsample,
+    Degradation, PSFError, SRFError, add_noise, blur_decimate, blur_decimate_adjoint, interp_matrix,
+    fwhm_to_sigma, make_psf, measured_snr, seeded_rng, simulate, srf_matrix, upsample,
 )
 from hsibench.degrade.srf import gaussian_curves, read_curves_csv, srf_from_curves
 
@@ -19,7 +19,7 @@ PRESETS = ["gauss_sigma0.5", "gauss_fwhm", "gauss_fwhm_wide", "box", "gauss(1.3)
 @pytest.mark.parametrize("spec", PRESETS)
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_kernels_are_normalised_with_scale_parity(spec, scale):
-    k = make_kernel(spec, scale)
+    k = make_psf(spec, scale)
     assert k.min() >= 0 and k.sum() == pytest.approx(1.0, abs=1e-12)
     assert all((n - scale) % 2 == 0 for n in k.shape)
     # centred: the first moment vanishes for the symmetric shapes
@@ -30,7 +30,7 @@ def test_kernels_are_normalised_with_scale_parity(spec, scale):
 
 def test_gauss_sigma05_matches_fspecial_values():
     # MATLAB fspecial('gaussian', [4 4], 0.5): taps at ±0.5, ±1.5 -> exp(-0.5/0.25)... central 2x2 hold ~96.4 %
-    k = make_kernel("gauss_sigma0.5", 4)
+    k = make_psf("gauss_sigma0.5", 4)
     g = np.exp(-np.array([1.5, 0.5, 0.5, 1.5]) ** 2 / (2 * 0.25))
     np.testing.assert_allclose(k, np.outer(g, g) / np.outer(g, g).sum(), rtol=1e-12)
     assert k[1:3, 1:3].sum() == pytest.approx(0.964, abs=1e-3)
@@ -39,7 +39,7 @@ def test_gauss_sigma05_matches_fspecial_values():
 @pytest.mark.parametrize("preset,scale", [("gauss_fwhm", 6), ("gauss_fwhm", 5), ("gauss_fwhm_wide", 4), ("gauss_fwhm_wide", 3)])
 def test_gauss_fwhm_has_half_maximum_at_half_width(preset, scale):
     """The sampled kernel is a Gaussian whose profile falls to exactly half its peak at d = s/2."""
-    k = make_kernel(preset, scale)
+    k = make_psf(preset, scale)
     assert k.shape == ((scale,) * 2 if preset == "gauss_fwhm" else (2 * scale - scale % 2,) * 2)
     d = np.arange(k.shape[0]) - (k.shape[0] - 1) / 2
     profile = k.sum(axis=0)  # marginal of a separable Gaussian: the same 1-D Gaussian, up to a constant
@@ -59,7 +59,7 @@ def test_fwhm_to_sigma_is_the_half_maximum_width():
 
 
 def test_gauss_sigma_support_is_the_smallest_holding_995_permille():
-    k = make_kernel("gauss(2.0)", 4)
+    k = make_psf("gauss(2.0)", 4)
     n = k.shape[0]
     assert n % 2 == 0 and k.sum() == pytest.approx(1)
     g = np.exp(-0.5 * ((np.arange(60) - 29.5) / 2.0) ** 2)  # even grid, parity of s = 4
@@ -73,14 +73,35 @@ def test_gauss_sigma_support_is_the_smallest_holding_995_permille():
     np.testing.assert_allclose(k, crop(n) / crop(n).sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("bad", ["nope", "gauss", "gauss(a)", "motion(1,2,3)"])
-def test_bad_kernel_specs_raise(bad):
-    with pytest.raises(KernelError):
-        make_kernel(bad, 4)
+@pytest.mark.parametrize("bad, message", [
+    ("nope", "unknown PSF preset 'nope'"), ("gauss", r"PSF 'gauss' takes \(1,\) arguments, got 0"),
+    ("gauss(a)", "PSF arguments must be numbers"), ("motion(1,2,3)", "PSF 'motion' takes"),
+    ("gauss(1", "cannot parse PSF spec"), ("gauss(30)", "PSFs are limited to 257x257"),
+])
+def test_bad_psf_specs_raise(bad, message):
+    with pytest.raises(PSFError, match=message):
+        make_psf(bad, 4)
+
+
+def test_old_kernel_names_are_aliases_of_the_psf_names():
+    """The *kernel* spellings stay importable (scripts use them) and are the very same objects."""
+    import hsibench.degrade as degrade
+    from hsibench.degrade import psf
+
+    pairs = {"KernelError": "PSFError", "KERNEL_PRESETS": "PSF_PRESETS", "MAX_KERNEL_SIZE": "MAX_PSF_SIZE",
+             "make_kernel": "make_psf", "check_kernel": "check_psf", "check_kernel_spec": "check_psf_spec",
+             "list_kernels": "list_psfs", "parse_kernel": "parse_psf", "gaussian_kernel": "gaussian_psf",
+             "box_kernel": "box_psf", "resize_kernel": "resize_psf"}
+    for old, new in pairs.items():
+        for mod in (psf, degrade):
+            assert getattr(mod, old) is getattr(mod, new) is getattr(psf, new), (mod.__name__, old)
+            assert old in mod.__all__ and new in mod.__all__, (mod.__name__, old)
+    with pytest.raises(degrade.KernelError, match="unknown PSF preset"):  # old handlers still catch
+        degrade.make_kernel("nope", 4)
 
 
 def test_wrong_parity_is_an_error():
-    with pytest.raises(KernelError):
+    with pytest.raises(PSFError):
         blur_decimate(np.zeros((1, 8, 8)), np.ones((3, 3)) / 9, 4)
 
 
@@ -96,7 +117,7 @@ def test_k_equal_s_is_valid_strided_correlation(scale, rng):
 def test_overlapping_kernel_matches_scipy_correlate_then_decimate(boundary, mode, rng):
     s = 4
     x = rng.random((2, 24, 20))
-    k = make_kernel("gauss_fwhm_wide", s)  # 8x8: pad (8-4)/2 = 2 each side
+    k = make_psf("gauss_fwhm_wide", s)  # 8x8: pad (8-4)/2 = 2 each side
     full = np.stack([ndimage.correlate(b, k, mode=mode, origin=(-1, -1)) for b in x])
     # scipy centres an even kernel at index k//2; origin -1 moves it to (k-1)/2 - 0.5: sample the block centres
     ref = full[:, 1::s, 1::s]
@@ -107,7 +128,7 @@ def test_overlapping_kernel_matches_scipy_correlate_then_decimate(boundary, mode
 @pytest.mark.parametrize("boundary", ["symmetric", "circular"])
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])
 def test_adjoint_identity(spec, boundary, scale, rng):
-    k = make_kernel(spec, scale)
+    k = make_psf(spec, scale)
     H, W = scale * max(6, k.shape[0]), scale * (max(6, k.shape[1]) + 1)
     x = rng.standard_normal((2, H, W))
     y = rng.standard_normal((2, H // scale, W // scale))
@@ -118,7 +139,7 @@ def test_adjoint_identity(spec, boundary, scale, rng):
 
 def test_operator_is_namespace_generic(rng):
     x = rng.random((3, 16, 16))
-    k = make_kernel("gauss_fwhm_wide", 4)
+    k = make_psf("gauss_fwhm_wide", 4)
     y = blur_decimate(x, k, 4)
     yt = blur_decimate(torch.from_numpy(x), torch.from_numpy(k), 4)
     assert isinstance(yt, torch.Tensor)
@@ -151,7 +172,7 @@ def test_upsample_of_box_decimated_constant_blocks():
     rng = np.random.default_rng(1)
     blocks = rng.random((2, 5, 6))
     x = np.kron(blocks, np.ones((1, 4, 4)))
-    np.testing.assert_allclose(blur_decimate(x, make_kernel("box", 4), 4), blocks, rtol=1e-12)
+    np.testing.assert_allclose(blur_decimate(x, make_psf("box", 4), 4), blocks, rtol=1e-12)
     np.testing.assert_allclose(upsample(blocks, 4, "nearest"), x)
 
 
@@ -255,9 +276,9 @@ def test_psf_module_does_not_import_the_operator():
 
 
 def test_psf_and_srf_errors(rng):
-    from hsibench.degrade import PSFError, psf_error, srf_error
+    from hsibench.degrade import psf_error, srf_error
 
-    k = make_kernel("gauss_fwhm", 4)
+    k = make_psf("gauss_fwhm", 4)
     assert psf_error(k, k) == 0.0
     big = np.zeros((8, 8))
     big[2:6, 2:6] = k

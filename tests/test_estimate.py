@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from hsibench.baselines.estimate import default_psf_size, estimate_degradation, psf_error, srf_error
 from hsibench.degrade.degradation import Degradation
-from hsibench.degrade.psf import make_kernel
+from hsibench.degrade.psf import make_psf
 from hsibench.degrade.spatial import blur_decimate
 from hsibench.methods import Context, InputError, get_estimator
 from hsibench.methods.registry import create_method
@@ -78,7 +78,7 @@ def test_output_contract_and_coverage(scene):
 
 
 def test_error_metrics():
-    k = make_kernel("gauss_fwhm", 4)
+    k = make_psf("gauss_fwhm", 4)
     assert psf_error(k, k) == 0.0
     big = np.zeros((8, 8))
     big[2:6, 2:6] = k

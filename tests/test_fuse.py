@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from hsibench.baselines.fuse import fft_blur_decimate, pca_subspace, psf_transfer
 from hsibench.degrade.degradation import Degradation
-from hsibench.degrade.psf import gaussian_kernel, make_kernel
+from hsibench.degrade.psf import gaussian_psf, make_psf
 from hsibench.degrade.spatial import blur_decimate
 from hsibench.methods.base import Context, InputError
 from hsibench.methods.registry import create_method
@@ -19,10 +19,10 @@ from _baselinecase import lowrank_scene, psnr, run
 @pytest.mark.parametrize(
     "kernel,scale",
     [
-        (make_kernel("gauss_sigma0.5", 4), 4),
-        (make_kernel("gauss_fwhm_wide", 4), 4),  # 8×8: support beyond the block
-        (make_kernel("gauss_fwhm", 3), 3),  # odd scale
-        (gaussian_kernel((6, 4), (1.3, 0.6), 25.0), 2),  # anisotropic, rotated, non-square
+        (make_psf("gauss_sigma0.5", 4), 4),
+        (make_psf("gauss_fwhm_wide", 4), 4),  # 8×8: support beyond the block
+        (make_psf("gauss_fwhm", 3), 3),  # odd scale
+        (gaussian_psf((6, 4), (1.3, 0.6), 25.0), 2),  # anisotropic, rotated, non-square
         (np.random.default_rng(1).uniform(size=(5, 7)), 3),  # arbitrary asymmetric taps
     ],
 )

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from hsibench.baselines.hysure import _kernel_image, fft_blur_decimate, hysure_fuse, subspace_basis
-from hsibench.degrade.psf import make_kernel
+from hsibench.degrade.psf import make_psf
 from hsibench.degrade.spatial import blur_decimate, blur_decimate_adjoint, upsample
 from hsibench.degrade.srf import srf_matrix
 from hsibench.methods.base import Context, InputError
@@ -29,7 +29,7 @@ def case():
 def test_fft_operator_equals_forward_model(s, kernel):
     rng = np.random.default_rng(0)
     x = rng.random((2, 6 * s, 5 * s))
-    k = make_kernel(kernel, s)
+    k = make_psf(kernel, s)
     np.testing.assert_allclose(fft_blur_decimate(x, k, s), blur_decimate(x, k, s, boundary="circular"), atol=1e-12)
     # the adjoint: circular correlation transposed = multiplication by the conjugate transfer function
     y = rng.random((2, 6, 5))

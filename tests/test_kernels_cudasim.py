@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
     class spatial:  # the array-API reference (never the dispatching public function)
         blur_decimate = staticmethod(_spatial.blur_decimate_reference)
         blur_decimate_adjoint = staticmethod(_spatial.blur_decimate_adjoint_reference)
-    from hsibench.degrade.psf import make_kernel
+    from hsibench.degrade.psf import make_psf
     from hsibench.metrics import reference as R
     from hsibench.kernels import (MetricInputError, band_sums, blur_decimate, blur_decimate_adjoint,
                                   scalar_metrics, windowed_metrics)
@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent(
     cases = [("gauss_fwhm_wide", 2, "symmetric", np.float32), ("motion(3, 30)", 3, "circular", np.float64),
              ("disk(1.5)", 3, "symmetric", np.float32), ("box", 4, "circular", np.float64)]
     for spec, s, bd, dt in cases:
-        k = make_kernel(spec, s)
+        k = make_psf(spec, s)
         x = rng.random((2, 4 * s, 3 * s)).astype(dt)
         ref = spatial.blur_decimate(x, k, s, bd)
         got = blur_decimate(cuda.to_device(x), k, s, bd)
@@ -56,7 +56,7 @@ SCRIPT = textwrap.dedent(
         out[f"psf/{spec}/{s}/{bd}/{np.dtype(dt).name}"] = [rel(got, ref), rel(got_t, ref_t),
                                                           got.dtype == ref.dtype, list(got.shape) == list(ref.shape)]
     # leading dims and 2-D input
-    k = make_kernel("gauss_fwhm", 2)
+    k = make_psf("gauss_fwhm", 2)
     x4 = rng.random((2, 1, 4, 6)).astype(np.float32)
     got = blur_decimate(cuda.to_device(x4), k, 2).copy_to_host()
     out["psf/leading_dims"] = [rel(got, spatial.blur_decimate(x4, k, 2)), 0.0, True, list(got.shape) == [2, 1, 2, 3]]

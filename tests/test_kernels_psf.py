@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hsibench.degrade import spatial as _spatial
-from hsibench.degrade.psf import make_kernel
+from hsibench.degrade.psf import make_psf
 from hsibench.kernels import KernelShapeError, PSFShapeError, blur_decimate, blur_decimate_adjoint, psf_plan
 from _tolerance import sum_bound
 
@@ -67,7 +67,7 @@ def test_every_preset_matches_reference(rng_mod, scale, boundary, dtype):
     x = _cube(rng_mod, (3, h * scale, w * scale), dtype)
     y = _cube(rng_mod, (3, h, w), dtype)
     for spec in SPECS:
-        k = make_kernel(spec, scale)
+        k = make_psf(spec, scale)
         if (max(k.shape) - scale) // 2 > min(h, w) * scale:  # padding larger than the image
             continue
         ref = spatial.blur_decimate(x, k, scale, boundary)
@@ -78,18 +78,18 @@ def test_every_preset_matches_reference(rng_mod, scale, boundary, dtype):
 
 def test_both_code_paths_are_exercised():
     """Gaussian/box presets take the rank-1 separable path, rotated/round shapes the direct one."""
-    assert psf_plan((16, 16), make_kernel("gauss_fwhm_wide", 4), 4).separable
-    assert psf_plan((16, 16), make_kernel("box", 4), 4).separable
-    assert psf_plan((24, 24), make_kernel("aniso_gauss(0.8, 1.6)", 4), 4).separable  # axis-aligned
-    assert not psf_plan((24, 24), make_kernel("disk(2.2)", 4), 4).separable
-    assert not psf_plan((24, 24), make_kernel("aniso_gauss(0.8, 1.6, 30)", 4), 4).separable
+    assert psf_plan((16, 16), make_psf("gauss_fwhm_wide", 4), 4).separable
+    assert psf_plan((16, 16), make_psf("box", 4), 4).separable
+    assert psf_plan((24, 24), make_psf("aniso_gauss(0.8, 1.6)", 4), 4).separable  # axis-aligned
+    assert not psf_plan((24, 24), make_psf("disk(2.2)", 4), 4).separable
+    assert not psf_plan((24, 24), make_psf("aniso_gauss(0.8, 1.6, 30)", 4), 4).separable
 
 
 @pytest.mark.parametrize("boundary", ["symmetric", "circular"])
 def test_adjoint_identity(rng_mod, boundary):
     """<A x, y> = <x, Aᵀ y> to float64 round-off, for a signed (non-PSF) kernel too."""
     s = 3
-    for k in (make_kernel("gauss_fwhm_wide", s), rng_mod.standard_normal((7, 9))):
+    for k in (make_psf("gauss_fwhm_wide", s), rng_mod.standard_normal((7, 9))):
         x = rng_mod.standard_normal((2, 9 * s, 4 * s))
         y = rng_mod.standard_normal((2, 9, 4))
         lhs = np.vdot(blur_decimate(x, k, s, boundary), y)
@@ -107,7 +107,7 @@ def test_signed_kernel_and_data(rng_mod):
 
 def test_layouts_and_leading_dims(rng_mod):
     s = 2
-    k = make_kernel("gauss_fwhm_wide", s)
+    k = make_psf("gauss_fwhm_wide", s)
     x4 = rng_mod.random((2, 3, 10, 8))
     ref = spatial.blur_decimate(x4, k, s)
     _close(blur_decimate(x4, k, s), ref, np.float64, k, x4)
@@ -125,7 +125,7 @@ def test_layouts_and_leading_dims(rng_mod):
 def test_torch_cpu_tensor(rng_mod):
     torch = pytest.importorskip("torch")
     s = 2
-    k = make_kernel("box", s)
+    k = make_psf("box", s)
     x = rng_mod.random((2, 8, 6)).astype(np.float32)
     out = blur_decimate(torch.from_numpy(x), k, s)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
@@ -154,7 +154,7 @@ def test_errors(rng_mod):
 def test_nan_propagates(rng_mod):
     x = rng_mod.random((1, 8, 8)).astype(np.float32)
     x[0, 3, 3] = np.nan
-    out = blur_decimate(x, make_kernel("gauss_fwhm", 2), 2)
+    out = blur_decimate(x, make_psf("gauss_fwhm", 2), 2)
     assert np.isnan(out[0, 1, 1]) and np.isfinite(out[0, 0, 0])
 
 
@@ -165,7 +165,7 @@ def test_real_cube(shared_data):
     cube = loadmat(shared_data / "paris_eo1_hyperion_ali" / "paris_data_hs_ms.mat")["HSim"]
     x = np.ascontiguousarray(np.transpose(cube, (2, 0, 1)), dtype=np.float32)
     for s, spec, boundary in ((4, "gauss_fwhm_wide", "symmetric"), (3, "gauss_fwhm", "circular")):
-        k = make_kernel(spec, s)
+        k = make_psf(spec, s)
         lr = blur_decimate(x, k, s, boundary)
         _close(lr, spatial.blur_decimate(x, k, s, boundary), np.float32, k, x)
         _close(
@@ -183,7 +183,7 @@ def test_large_scales(scale):
     x = rng.random((3, 5 * scale, 3 * scale), dtype=np.float32)
     y = rng.random((3, 5, 3), dtype=np.float32)
     for spec in ("gauss_fwhm", "gauss_fwhm_wide", "aniso_gauss(2, 4, 30)"):
-        k = make_kernel(spec, scale)
+        k = make_psf(spec, scale)
         for boundary in ("symmetric", "circular"):
             _close(blur_decimate(x, k, scale, boundary), spatial.blur_decimate(x, k, scale, boundary), np.float32, k, x)
             _close(

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from hsibench.cli import main
 from hsibench.data import DataError, load_scene, synthetic_scene
-from hsibench.degrade import Degradation, KernelError, SRFError, make_kernel, simulate
+from hsibench.degrade import Degradation, PSFError, SRFError, make_psf, simulate
 from hsibench.degrade.degradation import DegradationError
 from hsibench.degrade.srf import check_srf
 from hsibench.methods import Context, InputError, create_method, run_method
@@ -150,14 +150,14 @@ CLI_CASES = [
     # simulate: degradation parameters
     (SIM + ["--kernel", "gauss(inf)", "-o", "{o}"], "finite"),
     (SIM + ["--kernel", "gauss(nan)", "-o", "{o}"], "finite"),
-    (SIM + ["--kernel", "gauss(1e5)", "-o", "{o}"], "limited to 257"),
+    (SIM + ["--kernel", "gauss(1e5)", "-o", "{o}"], "PSFs are limited to 257"),
     (SIM + ["--kernel", "motion(1e7,0)", "-o", "{o}"], "limited to 257"),
     (SIM + ["--kernel", "gauss(-1)", "-o", "{o}"], "positive"),
     (SIM + ["--kernel", "disk(0)", "-o", "{o}"], "positive"),
     (SIM + ["--kernel", "airy(100)", "-o", "{o}"], "limited to 257"),
     (SIM + ["--kernel", "aniso_gauss(1,inf)", "-o", "{o}"], "finite"),
     (SIM + ["--kernel", "motion(5,nan)", "-o", "{o}"], "finite"),
-    (SIM + ["--kernel", "nope", "-o", "{o}"], "unknown kernel"),
+    (SIM + ["--kernel", "nope", "-o", "{o}"], "unknown PSF preset"),
     (SIM + ["--kernel", "gauss(1,2)", "-o", "{o}"], "takes"),
     (SIM + ["--kernel", "gauss(a)", "-o", "{o}"], "numbers"),
     (["simulate", "synthetic:16x31:0", "--scale", str(10**9), "-o", "{o}"], "1..128"),
@@ -255,7 +255,7 @@ STUDY_CASES = [
     (lambda d: d["methods"][0].update(modes=["psychic"]), "knowledge modes"),
     (lambda d: d.update(methods=[]), "no methods"),
     (lambda d: d["grid"].update(sensor="nope"), "unknown sensor"),
-    (lambda d: d["grid"].update(kernel="nope"), "unknown kernel"),
+    (lambda d: d["grid"].update(kernel="nope"), "unknown PSF preset"),
     (lambda d: d["grid"].update(kernel="gauss(inf)"), "finite"),
     (lambda d: d.update(metrics={"preset": "nope"}), "metric preset"),
     (lambda d: d.update(metrics={"crop": -1}), "crop"),
@@ -529,9 +529,9 @@ def test_api_srf_checked_and_normalised_with_a_note(case):
     (lambda: synthetic_scene(16, True), DataError),
     (lambda: load_scene("synthetic:16x31", wavelengths="700:400"), DataError),
     (lambda: load_scene("synthetic:16x31", wavelengths=[1.0, 2.0]), DataError),
-    (lambda: make_kernel("gauss(30)", 2), KernelError),
-    (lambda: make_kernel("box", 2.5), KernelError),
-    (lambda: make_kernel("box", 129), KernelError),
+    (lambda: make_psf("gauss(30)", 2), PSFError),
+    (lambda: make_psf("box", 2.5), PSFError),
+    (lambda: make_psf("box", 129), PSFError),
     (lambda: compute_metrics(np.ones((3, 16, 16)), np.ones((3, 16, 16), np.complex64), scale=2), MetricError),
     (lambda: study_from_dict({**STUDY_OK, "seeds": [0.7]}), StudyError),
     (lambda: study_from_dict([1, 2]), StudyError),

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hsibench.data import synthetic_scene
-from hsibench.degrade import Degradation, blur_decimate, resize_kernel
+from hsibench.degrade import Degradation, blur_decimate, resize_psf
 from hsibench.methods import (
     Context, InputError, Method, MethodError, NotApplicable, create_method, get_method, list_methods, method_table,
     register, run_method,
@@ -66,7 +66,7 @@ def test_gsa_is_exact_when_bands_are_multiples_of_the_pan():
     pan = 0.2 + rng.random((32, 32))
     gains = np.array([0.5, 1.0, 2.0])
     cube = gains[:, None, None] * pan[None]
-    lr = blur_decimate(cube, resize_kernel(4, "cubic"), 4)
+    lr = blur_decimate(cube, resize_psf(4, "cubic"), 4)
     out = create_method("gsa")(lr, pan[None], Context(scale=4, mode="blind")).hr
     np.testing.assert_allclose(out, cube, rtol=1e-8, atol=1e-8)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from hsibench.degrade import Degradation, SRFError, make_kernel, simulate, srf_matrix
+from hsibench.degrade import Degradation, SRFError, make_psf, simulate, srf_matrix
 from hsibench.degrade.psf import FWHM_TO_SIGMA
 from hsibench.degrade.srf import fine_grid_msi, gaussian_curves
 from hsibench.study import StudyError, study_from_dict
@@ -15,7 +15,7 @@ WL = np.arange(400.0, 701.0, 10.0)
 @pytest.mark.parametrize("spec", ["gauss_fwhm_x(2)", "aniso_fwhm_x(2,0.7,30)", "motion_x(3,20)", "airy_x(0.75)"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_scale_relative_kernels_are_wider_than_the_estimator_support(spec, scale):
-    k = make_kernel(spec, scale)
+    k = make_psf(spec, scale)
     assert k.min() >= 0 and k.sum() == pytest.approx(1.0, abs=1e-12)
     assert all((n - scale) % 2 == 0 for n in k.shape)
     assert max(k.shape) > 2 * scale  # the blind estimator fits at most a 2s × 2s kernel
@@ -24,18 +24,18 @@ def test_scale_relative_kernels_are_wider_than_the_estimator_support(spec, scale
 def test_gauss_fwhm_x_has_the_stated_width():
     # the second moment of the (cropped, ≥ 99.5 % mass) kernel along one axis is σ² = (f·s·FWHM_TO_SIGMA)²
     s, f = 4, 2.0
-    k = make_kernel(f"gauss_fwhm_x({f})", s)
+    k = make_psf(f"gauss_fwhm_x({f})", s)
     yy = np.indices(k.shape)[0] - (k.shape[0] - 1) / 2
     sigma = f * s * FWHM_TO_SIGMA
     assert np.sqrt((k * yy**2).sum()) == pytest.approx(sigma, rel=0.03)
 
 
 def test_aniso_fwhm_x_is_anisotropic_and_rotates():
-    k0 = make_kernel("aniso_fwhm_x(2,0.5,0)", 4)
+    k0 = make_psf("aniso_fwhm_x(2,0.5,0)", 4)
     yy, xx = np.indices(k0.shape) - (np.array(k0.shape)[:, None, None] - 1) / 2
     vx, vy = (k0 * xx**2).sum(), (k0 * yy**2).sum()
     assert vx / vy == pytest.approx(16.0, rel=0.1)  # (2/0.5)² along x vs y
-    k90 = make_kernel("aniso_fwhm_x(2,0.5,90)", 4)
+    k90 = make_psf("aniso_fwhm_x(2,0.5,90)", 4)
     np.testing.assert_allclose(k90, k0.T, atol=1e-12)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsibench.degrade.psf import make_kernel
+from hsibench.degrade.psf import make_psf
 from hsibench.degrade.spatial import blur_decimate
 from hsibench.methods import Context, InputError
 from hsibench.nets.layers import (
@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 @pytest.mark.parametrize("kernel,scale", [("gauss_sigma0.5", 4), ("gauss_fwhm", 3), ("gauss_fwhm_wide", 4), ("box", 2)])
 @pytest.mark.parametrize("boundary", ["symmetric", "circular"])
 def test_frozen_psf_matches_blur_decimate(rng, kernel, scale, boundary):
-    k = make_kernel(kernel, scale)
+    k = make_psf(kernel, scale)
     x = rng.random((5, 8 * scale, 6 * scale)).astype(np.float32)
     layer = PSFLayer(scale, init=k, learn=False, boundary=boundary)
     got = layer(torch.as_tensor(x)).numpy()
@@ -140,7 +140,7 @@ def test_losses():
 
 
 def test_relative_error_pads_kernels():
-    k4 = make_kernel("box", 4)
+    k4 = make_psf("box", 4)
     k6 = np.zeros((6, 6))
     k6[1:5, 1:5] = k4
     assert relative_error(k4, k6) == pytest.approx(0.0)
@@ -148,7 +148,7 @@ def test_relative_error_pads_kernels():
 
 
 def test_degradation_layers_per_mode():
-    psf = make_kernel("gauss_sigma0.5", 4)
+    psf = make_psf("gauss_sigma0.5", 4)
     srf = np.random.default_rng(0).random((3, 7))
     srf /= srf.sum(1, keepdims=True)
     cov = np.ones((3, 7), bool)
@@ -164,6 +164,6 @@ def test_degradation_layers_per_mode():
     np.testing.assert_allclose(p.kernel().detach().numpy(), 1 / 16)
     p, r, note = degradation_layers(Context.from_truth(mode="blind", **kw), 7, 3)
     np.testing.assert_allclose(r.matrix().detach().numpy(), 1 / 7, atol=1e-7)
-    ctx = Context(scale=4, mode="estimated", psf=make_kernel("gauss_fwhm_wide", 4), srf=srf, coverage=cov)
+    ctx = Context(scale=4, mode="estimated", psf=make_psf("gauss_fwhm_wide", 4), srf=srf, coverage=cov)
     p, r, note = degradation_layers(ctx, 7, 3)
     assert p.learn and p.kernel().shape == (8, 8) and note["psf_init"] == "estimate"

@@ -71,9 +71,9 @@ def test_d_s_low_passes_the_msi_when_no_lr_version_is_given():
     lr = rng.random((3, 8, 8))
     msi = rng.random((2, 16, 16))
     from hsibench.degrade import blur_decimate
-    from hsibench.degrade.psf import resize_kernel
+    from hsibench.degrade.psf import resize_psf
 
-    want = d_s(nearest(lr, 2), lr, msi, msi_lr=blur_decimate(msi, resize_kernel(2), 2), block=4)
+    want = d_s(nearest(lr, 2), lr, msi, msi_lr=blur_decimate(msi, resize_psf(2), 2), block=4)
     assert d_s(nearest(lr, 2), lr, msi, block=4) == pytest.approx(want, abs=1e-12)
     box = np.full((2, 2), 0.25)
     assert d_s(nearest(lr, 2), lr, msi, psf=box, block=4) == pytest.approx(

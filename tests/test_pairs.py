@@ -4,7 +4,7 @@ import pytest
 
 from hsibench.data import DataError
 from hsibench.data.pairs import load_pair, pair_case, parse_pair_source
-from hsibench.degrade import Degradation, blur_decimate, make_kernel
+from hsibench.degrade import Degradation, blur_decimate, make_psf
 from hsibench.study import ResultStore, run_study, study_from_dict
 
 
@@ -24,7 +24,7 @@ def npz_pair(tmp_path):
     from hsibench.degrade import srf_matrix
 
     sc = synthetic_scene(16, 31, seed=0)
-    hs = blur_decimate(sc.cube, make_kernel("gauss_fwhm", 2).astype(np.float32), 2)
+    hs = blur_decimate(sc.cube, make_psf("gauss_fwhm", 2).astype(np.float32), 2)
     ms = np.tensordot(srf_matrix("landsat8_bgr", sc.wavelengths), sc.cube, axes=(1, 0))
     path = tmp_path / "pair.npz"
     np.savez(path, HS=np.moveaxis(hs, 0, -1) * 2.0, MS=np.moveaxis(ms, 0, -1) * 2.0)
@@ -56,7 +56,7 @@ def test_wald_and_full_resolution_cases(shared_data):
     deg = Degradation(scale=3)
     ref, obs = pair_case("pair:paris_hs_pan:wald", deg)
     assert ref.cube.shape == (128, 72, 57) and obs.lr.shape == (128, 24, 19) and obs.msi.shape == (1, 72, 57)
-    k = make_kernel("gauss_fwhm", 3).astype(np.float32)
+    k = make_psf("gauss_fwhm", 3).astype(np.float32)
     np.testing.assert_allclose(obs.lr, blur_decimate(ref.cube, k, 3), rtol=1e-6)
     pan = load_pair("paris_hs_pan").ms[:, :216, :171]
     np.testing.assert_allclose(obs.msi, blur_decimate(pan, k, 3), rtol=1e-6)
