@@ -64,7 +64,7 @@ def axis_plan(n: int, ksize: int, scale: int, boundary: str) -> AxisPlan:
     off = (scale - ksize) // 2  # first tap's offset in HR coordinates (may be negative)
     pad = max(0, -off)
     if pad > n:
-        raise ValueError(f"padding {pad} exceeds the image size {n}; kernel too large for this image")
+        raise ValueError(f"padding {pad} exceeds the image size {n}; PSF too large for this image")
     if boundary not in BOUNDARIES:
         raise ValueError(f"unknown boundary {boundary!r}; use one of {BOUNDARIES}")
     idx = boundary_index(np.arange(-pad, n + pad), n, boundary).astype(np.int64)

@@ -41,7 +41,7 @@ def check_scale(rows: int, cols: int, scale: int) -> None:
 
 def _pad_index(n: int, pad: int, boundary: str) -> np.ndarray:
     if pad > n:
-        raise ValueError(f"padding {pad} exceeds the image size {n}; kernel too large for this image")
+        raise ValueError(f"padding {pad} exceeds the image size {n}; PSF too large for this image")
     return boundary_index(np.arange(-pad, n + pad), n, boundary)
 
 
@@ -65,7 +65,7 @@ def _check_operator(hr_shape, psf, scale: int, boundary: str) -> np.ndarray:
     pad_r, pad_c, _, _ = psf_geometry(k.shape, scale)
     for pad, n in ((pad_r, rows), (pad_c, cols)):
         if pad > n:
-            raise ValueError(f"padding {pad} exceeds the image size {n}; kernel too large for this image")
+            raise ValueError(f"padding {pad} exceeds the image size {n}; PSF too large for this image")
     return k
 
 

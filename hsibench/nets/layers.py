@@ -251,7 +251,7 @@ class PSFLayer(nn.Module):
         if init is not None:
             k0 = np.asarray(init, dtype=np.float64)
             if k0.ndim != 2 or np.any(~np.isfinite(k0)) or np.any(k0 < 0) or k0.sum() <= 0:
-                raise InputError("initial PSF must be a finite, non-negative 2-D kernel with a positive sum")
+                raise InputError("initial PSF must be a finite, non-negative 2-D array with a positive sum")
             if size is not None:
                 sz = (size, size) if np.isscalar(size) else tuple(size)
                 if tuple(k0.shape) != tuple(sz):
