@@ -233,3 +233,19 @@ def test_to_tensor_dlpack_device_routing():
     assert not _dlpack_importable(_DLPackOnly(base, ("cuda", 0)))  # not a (type, id) pair of ints
     assert not _dlpack_importable(np.zeros(2)) and not _dlpack_importable(base)
     assert not _dlpack_importable([1.0, 2.0])
+
+
+def test_output_notes_take_the_lrhsi_from_any_namespace():
+    """The saturation / flat-output notes read the LrHSI the method was given, which may be a torch
+    tensor (here attached to autograd, which np.asarray refuses, as it refuses device arrays)."""
+    from hsibench.nets.engine import flat_output_note, saturation_note
+
+    dark = np.zeros((2, 2, 2))
+    assert saturation_note(np.ones((2, 4, 4), np.float32), torch.zeros(2, 2, 2, requires_grad=True)) == \
+        saturation_note(np.ones((2, 4, 4), np.float32), dark)
+    assert saturation_note(np.ones((2, 4, 4), np.float32), torch.zeros(2, 2, 2)).startswith("2 of 2 output bands")
+    textured = np.random.default_rng(0).random((3, 2, 2))
+    one_spectrum = np.broadcast_to(np.array([0.2, 0.3, 0.4])[:, None, None], (3, 4, 4))
+    note = flat_output_note(one_spectrum, torch.from_numpy(textured).requires_grad_(True))
+    assert note is not None and note == flat_output_note(one_spectrum, textured)
+    assert flat_output_note(one_spectrum, torch.ones(3, 2, 2)) is None  # a flat input may give a flat output

@@ -597,10 +597,13 @@ def saturation_note(out: np.ndarray, lr) -> str | None:
     clamped: a decoder that starts above 1 on a bright scene never recovers, and the affected bands
     stay at 1 (see ``docs/methods.md``). A band counts when more than half of its output pixels are at
     1.0 while at most half of its LrHSI pixels are, so scattered bright pixels (real highlights)
-    are not flagged.
+    are not flagged. ``lr`` may be in any namespace; a device array is copied to the host (once per
+    fit, after training).
     """
+    from ..xp import to_numpy
+
     out = np.asarray(out)
-    lr = np.asarray(lr)
+    lr = np.asarray(to_numpy(lr))
     bands = out.shape[0]
     at_one = (out >= 1.0).reshape(bands, -1).mean(1)
     ref = (lr >= 1.0).reshape(lr.shape[0], -1).mean(1) if lr.shape[0] == bands else np.zeros(bands)
@@ -619,10 +622,13 @@ def flat_output_note(out: np.ndarray, lr) -> str | None:
     ``fast`` on the Paris Hyperion + ALI-pan pair: all 128 bands in ``blind`` mode, 105 of 128 with
     less than 1 % of their LrHSI band's spatial spread in ``estimated`` mode). A band counts as flat
     when its spatial standard deviation is below 1 % of its LrHSI band's (a high-resolution band
-    should vary at least as much as its low-resolution version).
+    should vary at least as much as its low-resolution version). ``lr`` may be in any namespace; a
+    device array is copied to the host (once per fit, after training).
     """
+    from ..xp import to_numpy
+
     out = np.asarray(out, np.float64)
-    lr = np.asarray(lr, np.float64)
+    lr = np.asarray(to_numpy(lr), np.float64)
     bands = out.shape[0]
     sd = out.reshape(bands, -1).std(1)
     if lr.shape[0] == bands:
@@ -644,6 +650,8 @@ class NetMethod(Method):
     ``lr``/``msi`` are ``(1, bands, rows, cols)`` float32 tensors on ``device``; this wrapper adds
     ``threads``, ``device``, ``seed``, ``preset`` and ``deviations`` (:attr:`applied_deviations`, plus
     a budget override by ``ctx.iterations``) to the info dict and returns a NumPy float32 (L, H, W) cube.
+    The inputs reach ``device`` through :func:`to_tensor` (device arrays that export DLPack without a
+    host round trip); the output cube is copied to the host once, after training.
     """
 
     family = "deep"
