@@ -432,7 +432,7 @@ class CNMF(Method):
         elif policy == "estimate" and psf is None:
             est = get_estimator()  # raises EstimatorMissing if none is registered
             coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
-            psf, _ = est(to_numpy(lr), to_numpy(msi), ctx.scale, band_coverage=coverage)
+            psf, _ = est(lr, msi, ctx.scale, band_coverage=coverage)  # in the inputs' namespace
             psf_source = "estimated (degradation estimator)"
         elif policy not in ("auto", "estimate"):
             raise InputError(f"cnmf: coupling_psf must be 'auto', 'gauss' or 'estimate', got {policy!r}")

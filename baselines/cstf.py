@@ -189,7 +189,8 @@ def cstf_fuse(lr, msi, srf, psf, scale: int, *, spatial_atoms: float | None = No
     n_r, n_c = atoms(H), atoms(W)
     # More spectral atoms than the LrHSI's numerical rank would leave S rank-deficient (and VCA would pick
     # duplicates): n_s is capped at that rank (documented fallback for rank-deficient data).
-    sv = np.linalg.svd(np.asarray(to_numpy(xp.reshape(yh, (L, h * w))), dtype=np.float64), compute_uv=False)
+    # singular values on the inputs' device; only the L of them come to the host
+    sv = np.asarray(to_numpy(xp.linalg.svdvals(xp.astype(xp.reshape(yh, (L, h * w)), xp.float64))), dtype=np.float64)
     rank = int(np.sum(sv > 1e-6 * max(sv[0], 1e-300)))
     n_s = int(min(n_spec, L, max(rank, 1)))
     if min(n_r, n_c, n_s) < 1:

@@ -153,12 +153,59 @@ def estimate_degradation(
 ):
     """Estimate (psf, srf) from LrHSI (L, h, w) and HrMSI (l, H, W) at integer ``scale``.
 
-    ``band_coverage`` (l × L bool) restricts each MS band to the HS bands it covers (``srf_support``
-    knowledge); None means every HS band may contribute. ``psf_size`` defaults to
-    :func:`default_psf_size`; ``p`` (optional subspace for denoising the LrHSI) to none.
-    Returns NumPy float64 arrays: psf (k × k, ≥ 0, sum 1, k ≡ s mod 2) and srf (l × L, ≥ 0, rows sum 1).
+    Array-API generic: the cubes stay in their namespace (NumPy, torch, CuPy; device arrays stay on
+    the device) for every image operation; only the small normal equations (k²×k², L×L and L×l
+    Gram matrices and right-hand sides) are copied to the host, once per fit, for the NNLS solves.
     Degenerate data: an MS band whose fit is all zero gets a uniform row over its covered bands; an
     all-zero PSF fit falls back to the s×s box. Neither case gives NaN.
+
+    Parameters
+    ----------
+    lr : array (L, h, w)
+        The LrHSI, any array-API namespace.
+    msi : array (l, H, W)
+        The HrMSI, same namespace, H = s·h, W = s·w.
+    scale : int
+        The integer scale s.
+    band_coverage : array (l, L) of bool, optional
+        Restricts each MS band to the HS bands it covers (``srf_support`` knowledge); None means
+        every HS band may contribute.
+    lambda_r, lambda_b : float
+        Weights of the SRF and PSF smoothness priors (scaled by the measured noise).
+    psf_size : int, optional
+        k, with the parity of s; default :func:`default_psf_size`.
+    p : int, optional
+        Subspace dimension for denoising the LrHSI; default none.
+    n_alternations : int
+        Most PSF/SRF alternation rounds.
+    tol : float
+        Relative PSF change that ends the alternation.
+    boundary : str
+        Border handling of the forward operator.
+
+    Returns
+    -------
+    psf : numpy.ndarray (k, k)
+        float64, ≥ 0, sum 1, k ≡ s mod 2.
+    srf : numpy.ndarray (l, L)
+        float64, ≥ 0, rows sum 1.
+
+    Raises
+    ------
+    InputError
+        Not 3-D cubes, sizes not related by ``scale``, NaN/Inf, a coverage of the wrong shape, a bad
+        ``psf_size`` or ``p``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from hsibench.degrade import Degradation
+    >>> from hsibench.data import synthetic_scene
+    >>> scene = synthetic_scene(32, 31, seed=0)
+    >>> obs = Degradation(4, "gauss_fwhm", "rgb_gauss").apply(scene.cube, scene.wavelengths)
+    >>> psf, srf = estimate_degradation(obs.lr, obs.msi, 4)
+    >>> psf.shape, srf.shape, bool(np.isclose(psf.sum(), 1.0))
+    ((4, 4), (3, 31), True)
     """
     xp = array_namespace(lr, msi)
     if lr.ndim != 3 or msi.ndim != 3:

@@ -113,12 +113,18 @@ def _band_regression_noise(xp, y):
 
 def _haar_mad_noise(xp, y):
     """Mean noise variance of (l, H, W) images from the median absolute finest diagonal Haar detail
-    (Donoho's MAD estimator; the HH coefficient of white noise has the noise's variance)."""
+    (Donoho's MAD estimator; the HH coefficient of white noise has the noise's variance).
+
+    In ``xp`` throughout (device arrays stay on the device): the array API has no median, so it is
+    taken from a sort, the mean of the two middle values as :func:`numpy.median` (torch's own
+    median returns the lower one)."""
     rows, cols = (y.shape[-2] // 2) * 2, (y.shape[-1] // 2) * 2
     y = y[..., :rows, :cols]
     hh = (y[..., 0::2, 0::2] - y[..., 0::2, 1::2] - y[..., 1::2, 0::2] + y[..., 1::2, 1::2]) / 2
-    a = np.abs(to_numpy(xp.reshape(hh, (y.shape[0], -1)))).astype(np.float64)
-    return float(np.mean((np.median(a, axis=1) / 0.6745) ** 2))
+    a = xp.sort(xp.abs(xp.astype(xp.reshape(hh, (y.shape[0], -1)), xp.float64)), axis=1)
+    n = int(a.shape[1])
+    med = (a[:, (n - 1) // 2] + a[:, n // 2]) / 2
+    return float(xp.mean((med / 0.6745) ** 2))
 
 
 def _sym_inv(xp, a, floor_rel: float = 1e-12):

@@ -170,3 +170,28 @@ def test_cave_balloons_reference_estimated_srf(shared_data):
     X, lr, msi, psf, srf = _balloons(shared_data, 8)
     res = create_method("cnmf")(lr, msi, Context(scale=8, mode="blind"))
     assert psnr(X, res.hr) >= 37.52 - 1.0
+
+
+def test_estimate_policy_hands_the_estimator_the_inputs_namespace(case, monkeypatch):
+    """coupling_psf="estimate": the estimator gets the cubes as they are (torch here, a device array
+    on a GPU), no host copy; its PSF is the one the coupling step uses."""
+    torch = pytest.importorskip("torch")
+    import hsibench.methods.registry as registry
+    from hsibench.baselines.estimate import estimate_degradation, psf_error
+
+    X, lr, msi, psf, srf = case
+    seen = []
+
+    def spy(a, b, s, band_coverage=None):
+        out = estimate_degradation(a, b, s, band_coverage=band_coverage)
+        seen.append(((type(a), type(b)), out[0]))
+        return out
+
+    monkeypatch.setitem(registry._ESTIMATOR, "default", spy)
+    t_lr, t_msi = torch.from_numpy(lr.astype(np.float64)), torch.from_numpy(msi.astype(np.float64))
+    ctx = Context(scale=4, mode="srf_support", coverage=srf > 0)
+    res = create_method("cnmf", coupling_psf="estimate", inner_iter=5)(t_lr, t_msi, ctx)
+    (types, est_psf), = seen
+    assert types == (torch.Tensor, torch.Tensor) and isinstance(res.hr, torch.Tensor)
+    assert res.info["psf_source"] == "estimated (degradation estimator)"
+    assert psf_error(est_psf, psf) < 0.05

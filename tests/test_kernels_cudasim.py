@@ -6,7 +6,8 @@ the same pytest process import Numba normally, so the checks run in one subproce
 are Numba device arrays (``cuda.to_device``), which the public functions dispatch to the CUDA
 kernels exactly like CuPy arrays or CUDA torch tensors; ``compute_metrics`` is also fed bare
 ``__cuda_array_interface__`` exporters (the protocol CuPy and CUDA torch tensors speak), with the
-CUDA kernels and every device-to-host copy counted.
+CUDA kernels and every device-to-host copy counted, and the hand-computed cases of
+``_metric_cases`` (the ones ``test_metrics`` checks on the CPU) as Numba device arrays.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sys
 import textwrap
 
 import pytest
+from _metric_cases import assert_known_scores, metric_cases
 
 SCRIPT = textwrap.dedent(
     r"""
@@ -119,7 +121,7 @@ SCRIPT = textwrap.dedent(
     def score(gt, est, **kw):
         del calls[:]
         try:
-            rep = compute_metrics(gt, est, scale=4, **kw)
+            rep = compute_metrics(gt, est, **{"scale": 4, **kw})
         except MetricError as exc:
             return {"error": str(exc), "calls": list(calls)}
         return {"scalars": rep.scalars, "per_band": {k: v.tolist() for k, v in rep.per_band.items()},
@@ -148,6 +150,15 @@ SCRIPT = textwrap.dedent(
     out["cm/errors"] = [[score(dg, cuda.to_device(bad)), host(g, bad)],
                         [score(cuda.to_device(const), de), host(const, e)],
                         [score(dg, cuda.to_device(np.ascontiguousarray(e[:, :13]))), host(g, e[:, :13])]]
+
+    # ------------------------------ compute_metrics: the hand-computed cases of test_metrics
+    import sys
+    sys.path.insert(0, os.environ["HSIBENCH_TESTS_DIR"])
+    from _metric_cases import metric_cases
+    for name, case in metric_cases().items():
+        for dt in (np.float64, np.float32) if name in ("hand", "stripes_double") else (np.float64,):
+            dgc, dec = (cuda.to_device(np.ascontiguousarray(case[k], dtype=dt)) for k in ("gt", "est"))
+            out[f"known/{name}/{np.dtype(dt).name}"] = score(dgc, dec, preset=case["preset"], scale=case["scale"])
     print("RESULT" + json.dumps(out))
     """
 )
@@ -156,7 +167,8 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def sim_results():
     pytest.importorskip("numba.cuda")
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "1"))
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "1"),
+               HSIBENCH_TESTS_DIR=os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
     )
@@ -244,3 +256,21 @@ def test_compute_metrics_errors_on_device_match_the_host(sim_results):
 
 def test_nan_detected(sim_results):
     assert "est contains 1 NaN" in sim_results["nan_error"]
+
+
+@pytest.mark.parametrize(
+    "name,dtype",
+    [(name, "float64") for name in sorted(metric_cases())] + [("hand", "float32"), ("stripes_double", "float32")],
+)
+def test_compute_metrics_known_answers_on_device(sim_results, name, dtype):
+    """The hand-computed cases that test_metrics checks on the CPU, scored from Numba device
+    arrays: the same expected values, and the default preset never copies a cube to the host."""
+    case = metric_cases()[name]
+    dev = sim_results[f"known/{name}/{dtype}"]
+    assert "error" not in dev, dev
+    rel = 1e-12 if dtype == "float64" else 1e-5
+    assert_known_scores(dev["scalars"], dev["per_band"], case, rel=rel, abs_=1e-12 if dtype == "float64" else 1e-5)
+    if case["preset"] == "hsibench":
+        assert dev["calls"] == ["band_stats", "windowed"], dev["calls"]
+    else:  # eu2adl: SAM's policy on the device, its uniform SSIM / sewar UQI from one host copy each
+        assert dev["calls"] == ["band_stats", "device_to_host", "device_to_host", "band_stats"], dev["calls"]

@@ -183,3 +183,43 @@ def test_missing_estimator_is_an_error_not_not_applicable(case, monkeypatch):
         _NeedsSRF()(obs.lr, obs.msi, Context(scale=4, mode="blind"))
     # with the SRF given no estimator is asked for
     assert _NeedsSRF()(obs.lr, obs.msi, Context(scale=4, mode="oracle", psf=obs.psf, srf=obs.srf)).hr.shape[0] == 31
+
+
+class _NeedsBothGeneric(Method):
+    """Needs the PSF and SRF; array-API generic (a flat image at the LrHSI's mean)."""
+
+    name = "_test_needs_both_generic"
+    family = "classical"
+    needs = ("psf", "srf")
+
+    def fuse(self, lr, msi, ctx):
+        from hsibench.xp import array_namespace
+
+        xp = array_namespace(lr, msi)
+        return xp.zeros((lr.shape[0], msi.shape[1], msi.shape[2]), dtype=lr.dtype) + xp.mean(lr)
+
+
+def test_estimator_gets_the_inputs_in_their_namespace(case, monkeypatch):
+    """run_method hands the estimator the cubes as they are (torch tensors here, a device array on a
+    GPU), with no host copy; the estimates it returns reach ``info`` unchanged as NumPy arrays."""
+    import hsibench.methods.registry as registry
+    from hsibench.baselines.estimate import estimate_degradation, psf_error
+
+    _, obs = case
+    seen = []
+
+    def spy(lr, msi, s, band_coverage=None):
+        out = estimate_degradation(lr, msi, s, band_coverage=band_coverage)
+        seen.append(((type(lr), type(msi)), out))
+        return out
+
+    monkeypatch.setitem(registry._ESTIMATOR, "default", spy)
+    lr, msi = torch.from_numpy(obs.lr.astype(np.float64)), torch.from_numpy(obs.msi.astype(np.float64))
+    res = _NeedsBothGeneric()(lr, msi, Context(scale=4, mode="blind"))
+    (types, (psf, srf)), = seen
+    assert types == (torch.Tensor, torch.Tensor)
+    assert isinstance(res.hr, torch.Tensor)
+    assert type(res.info["estimated_psf"]) is np.ndarray and type(res.info["estimated_srf"]) is np.ndarray
+    np.testing.assert_array_equal(res.info["estimated_psf"], psf)
+    np.testing.assert_array_equal(res.info["estimated_srf"], srf)
+    assert psf_error(psf, obs.psf) < 0.05  # the estimator did its job on the torch cubes

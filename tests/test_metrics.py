@@ -11,6 +11,20 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage.metrics import structural_similarity
 
+from _metric_cases import (
+    HAND_CC,
+    HAND_DD,
+    HAND_ERGAS,
+    HAND_ERGAS_MU_EST_S2,
+    HAND_PSNR,
+    HAND_RMSE,
+    HAND_SAM_ANGLES,
+    XH,
+    X,
+    assert_known_scores,
+    metric_cases,
+    polar_angle_difference,
+)
 from hsibench.metrics import (
     METRIC_NAMES,
     PRESETS,
@@ -35,13 +49,8 @@ from hsibench.metrics import (
     validate_pair,
 )
 
-# ---------------------------------------------------------------------------- the hand cube
-# 2 bands x 2 x 2 pixels. Errors X^ - X: band 0 = [+0.1, -0.1, 0, 0], band 1 = [0, 0, +0.2, 0].
-X = np.array([[[0.2, 0.4], [0.6, 0.8]],
-              [[0.1, 0.1], [0.3, 0.5]]])
-XH = np.array([[[0.3, 0.3], [0.6, 0.8]],
-               [[0.1, 0.1], [0.5, 0.5]]])
-# MSE_0 = (0.01 + 0.01) / 4 = 0.005, MSE_1 = 0.04 / 4 = 0.01.
+# The hand cube X / XH and its hand-computed scores live in _metric_cases (shared with the
+# CUDA-simulator tests, which score the same cases on device arrays).
 
 
 def smooth_cube(bands=3, rows=24, cols=20, seed=0):
@@ -58,13 +67,11 @@ def smooth_cube(bands=3, rows=24, cols=20, seed=0):
 
 
 def test_rmse_by_hand():
-    # sqrt((0.01 + 0.01 + 0.04) / 8) = sqrt(0.0075)
-    assert rmse(X, XH) == pytest.approx(math.sqrt(0.0075), rel=1e-12)
+    assert rmse(X, XH) == pytest.approx(HAND_RMSE, rel=1e-12)
 
 
 def test_psnr_by_hand():
-    # band 0: max 0.8, 10 log10(0.64 / 0.005) = 10 log10(128); band 1: max 0.5, 10 log10(0.25/0.01)
-    expected = np.array([10 * math.log10(128.0), 10 * math.log10(25.0)])
+    expected = HAND_PSNR
     np.testing.assert_allclose(psnr(X, XH, per_band=True), expected, rtol=1e-12)
     assert psnr(X, XH) == pytest.approx(expected.mean(), rel=1e-12)
 
@@ -79,20 +86,13 @@ def test_psnr_exact_band_gives_inf_never_nan():
 
 
 def test_ergas_by_hand():
-    # mu = [0.5, 0.25]: MSE/mu^2 = [0.005/0.25, 0.01/0.0625] = [0.02, 0.16]; mean 0.09, sqrt 0.3
-    # ERGAS = (100/2) * 0.3 = 15
-    assert ergas(X, XH, scale=2) == pytest.approx(15.0, rel=1e-12)
-    assert ergas(X, XH, scale=4) == pytest.approx(7.5, rel=1e-12)  # 100/s: halves with s doubled
-    # Yokoya: mu from the estimate, [0.5, 0.3]: [0.02, 0.01/0.09]
-    expected = 50 * math.sqrt((0.02 + 0.01 / 0.09) / 2)
-    assert ergas(X, XH, scale=2, mu_from="estimate") == pytest.approx(expected, rel=1e-12)
+    assert ergas(X, XH, scale=2) == pytest.approx(HAND_ERGAS[2], rel=1e-12)
+    assert ergas(X, XH, scale=4) == pytest.approx(HAND_ERGAS[4], rel=1e-12)  # 100/s: halves with s doubled
+    assert ergas(X, XH, scale=2, mu_from="estimate") == pytest.approx(HAND_ERGAS_MU_EST_S2, rel=1e-12)
 
 
 def test_cc_by_hand():
-    # band 0: x-mean = [-.3,-.1,.1,.3], x^-mean = [-.2,-.2,.1,.3]: Sxy .18, Sxx .2, Syy .18 -> sqrt(.9)
-    # band 1: x-mean = [-.15,-.15,.05,.25], x^-mean = [-.2,-.2,.2,.2]: Sxy .12, Sxx .11, Syy .16
-    #         -> .12 / sqrt(.11 * .16) = .3 / sqrt(.11)
-    expected = np.array([math.sqrt(0.9), 0.3 / math.sqrt(0.11)])
+    expected = HAND_CC
     np.testing.assert_allclose(cc(X, XH, per_band=True), expected, rtol=1e-12)
     assert cc(X, XH) == pytest.approx(expected.mean(), rel=1e-12)
 
@@ -104,17 +104,12 @@ def test_cc_constant_estimate_band_is_zero():
 
 
 def test_dd_by_hand():
-    # (0.1 + 0.1 + 0.2) / 8
-    assert dd(X, XH) == pytest.approx(0.05, rel=1e-12)
+    assert dd(X, XH) == pytest.approx(HAND_DD, rel=1e-12)
 
 
 def test_sam_by_hand():
-    # With 2 bands the angle is the difference of the polar angles atan2(band1, band0):
-    # p0 (.2,.1) vs (.3,.1): 26.565 - 18.435 = 8.130 deg; p1 (.4,.1) vs (.3,.1): 4.399 deg;
-    # p2 (.6,.3) vs (.6,.5): 13.241 deg; p3 identical: 0. Mean 6.692 deg.
-    polar = lambda c: np.degrees(np.arctan2(c[1], c[0]))  # noqa: E731
-    angles = np.abs(polar(X) - polar(XH))
-    np.testing.assert_allclose(angles.ravel(), [8.130102, 4.398705, 13.240520, 0.0], atol=1e-6)
+    angles = polar_angle_difference(X, XH)
+    np.testing.assert_allclose(angles, HAND_SAM_ANGLES, atol=1e-6)
     assert sam(X, XH) == pytest.approx(angles.mean(), abs=1e-9)
     np.testing.assert_allclose(sam_map(X, XH), angles, atol=1e-9)
 
@@ -391,6 +386,19 @@ def test_compute_metrics_matches_single_functions_and_crop():
     direct = compute_metrics(gt[:, 4:-4, 4:-4], est[:, 4:-4, 4:-4], scale=4)
     assert cropped.scalars == direct.scalars
     assert cropped.settings == {"scale": 4.0, "crop": 4, "data_range": 1.0}
+
+
+@pytest.mark.parametrize("name", sorted(metric_cases()))
+@pytest.mark.parametrize("kernels", [True, False])
+def test_compute_metrics_known_answers(name, kernels):
+    """The hand-computed cases of _metric_cases through compute_metrics on the fused kernels and
+    on the references (test_kernels_cudasim runs the same cases on device arrays)."""
+    from hsibench.accel import use_kernels
+
+    case = metric_cases()[name]
+    with use_kernels(kernels):
+        r = compute_metrics(case["gt"], case["est"], scale=case["scale"], preset=case["preset"])
+    assert_known_scores(r.scalars, r.per_band, case)
 
 
 def test_to_dict_is_json_serialisable_with_inf():

@@ -167,3 +167,85 @@ def test_every_net_preset_builds_a_train_config(name):
         cfg = TrainConfig.from_params(m.params)
         assert cfg.iterations == m.params["iterations"] and cfg.lr == m.params["lr"]
         assert cfg.step_gamma == ENGINE_DEFAULTS["step_gamma"]  # no net key shadows an engine key
+
+
+# --------------------------------------------------------------------------- input conversion
+class _DLPackOnly:
+    """Exports another array's DLPack capsule and nothing else (as CuPy/JAX arrays do, but here
+    over host memory): neither a NumPy array nor a torch tensor."""
+
+    def __init__(self, base, device=None):
+        self._base, self._device = base, device
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._base.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._device if self._device is not None else self._base.__dlpack_device__()
+
+
+def test_to_tensor_numpy_unchanged_and_a_copy():
+    from hsibench.nets.engine import to_tensor
+
+    a = np.random.default_rng(0).random((2, 3, 4))  # float64: rounded to float32 on the way
+    t = to_tensor(a, torch.device("cpu"), dtype=torch.float64)
+    assert t.dtype == torch.float64
+    np.testing.assert_array_equal(t.numpy(), a.astype(np.float32).astype(np.float64))
+    t[0, 0, 0] = -1.0
+    assert a[0, 0, 0] != -1.0
+
+
+@pytest.mark.parametrize("source", ["torch", "numpy", "array_api_strict"])
+def test_to_tensor_imports_dlpack_without_the_host_path(source, monkeypatch):
+    """A DLPack exporter goes through torch.from_dlpack (hsibench.xp.to_numpy is never called),
+    with the NumPy path's values and memory of its own."""
+    import hsibench.xp
+    from hsibench.nets.engine import to_tensor
+
+    ref = np.random.default_rng(1).random((3, 5)) + 0.1
+    if source == "torch":
+        base = torch.from_numpy(ref.copy())
+    elif source == "numpy":
+        base = ref.copy()
+    else:
+        xps = pytest.importorskip("array_api_strict")
+        base = xps.asarray(ref.copy())
+    a = _DLPackOnly(base)
+    monkeypatch.setattr(hsibench.xp, "to_numpy", lambda x: pytest.fail("host path taken"))
+    for dtype in (torch.float32, torch.float64):
+        t = to_tensor(a, torch.device("cpu"), dtype=dtype)
+        assert t.dtype == dtype
+        np.testing.assert_array_equal(t.numpy(), ref.astype(np.float32).astype(t.numpy().dtype))
+        t[0, 0] = -1.0
+    assert float(np.asarray(torch.from_dlpack(base))[0, 0]) == ref[0, 0]  # the input is untouched
+
+
+def test_to_tensor_dlpack_device_routing():
+    """Which DLPack devices are imported directly: the CPU always, CUDA/ROCm only with a CUDA torch;
+    NumPy arrays and torch tensors keep their own paths; a Metal or unreadable device does not."""
+    from hsibench.nets.engine import _dlpack_importable
+
+    base = torch.zeros(2, dtype=torch.float64)
+    assert _dlpack_importable(_DLPackOnly(base))
+    for kind in (2, 10, 13):  # CUDA, ROCm, CUDA managed
+        assert _dlpack_importable(_DLPackOnly(base, (kind, 0))) == torch.cuda.is_available()
+    assert not _dlpack_importable(_DLPackOnly(base, (8, 0)))  # Metal
+    assert not _dlpack_importable(_DLPackOnly(base, ("cuda", 0)))  # not a (type, id) pair of ints
+    assert not _dlpack_importable(np.zeros(2)) and not _dlpack_importable(base)
+    assert not _dlpack_importable([1.0, 2.0])
+
+
+def test_output_notes_take_the_lrhsi_from_any_namespace():
+    """The saturation / flat-output notes read the LrHSI the method was given, which may be a torch
+    tensor (here attached to autograd, which np.asarray refuses, as it refuses device arrays)."""
+    from hsibench.nets.engine import flat_output_note, saturation_note
+
+    dark = np.zeros((2, 2, 2))
+    assert saturation_note(np.ones((2, 4, 4), np.float32), torch.zeros(2, 2, 2, requires_grad=True)) == \
+        saturation_note(np.ones((2, 4, 4), np.float32), dark)
+    assert saturation_note(np.ones((2, 4, 4), np.float32), torch.zeros(2, 2, 2)).startswith("2 of 2 output bands")
+    textured = np.random.default_rng(0).random((3, 2, 2))
+    one_spectrum = np.broadcast_to(np.array([0.2, 0.3, 0.4])[:, None, None], (3, 4, 4))
+    note = flat_output_note(one_spectrum, torch.from_numpy(textured).requires_grad_(True))
+    assert note is not None and note == flat_output_note(one_spectrum, textured)
+    assert flat_output_note(one_spectrum, torch.ones(3, 2, 2)) is None  # a flat input may give a flat output

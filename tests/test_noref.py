@@ -93,3 +93,16 @@ def test_noref_errors(call, match):
     lr = np.random.default_rng(3).random((3, 8, 8))
     with pytest.raises(MetricError, match=match):
         call(lr)
+
+
+def test_hand_computed_case_from_torch_tensors():
+    """Inputs from another namespace (torch, one tensor still attached to autograd, as a device
+    array would be foreign to NumPy) are brought to the host explicitly: the same hand values."""
+    torch = pytest.importorskip("torch")
+    lr = np.stack([Y1, 2 * Y1])
+    fused = nearest(lr, 2)
+    fused[1] = 5.0
+    msi = nearest(Y1, 2)[None]
+    t_fused = torch.from_numpy(fused).requires_grad_(True)  # np.asarray alone refuses this one
+    m = noref_metrics(t_fused, torch.from_numpy(lr), torch.from_numpy(msi), msi_lr=Y1[None], block=None)
+    assert m == pytest.approx({"d_lambda": 0.64, "d_s": 0.32, "qnr": 0.36 * 0.68})

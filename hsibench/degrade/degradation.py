@@ -242,7 +242,8 @@ def simulate(cube: np.ndarray, wavelengths, deg: Degradation, seed: int = 0, key
     Parameters
     ----------
     cube : array (L, H, W)
-        Ground truth; converted to float32.
+        Ground truth, a NumPy array (the simulation runs on the host and returns NumPy arrays; move
+        the observation to a device afterwards); converted to float32.
     wavelengths : array (L,)
         HS band centres in nm (needed for the SRF).
     deg : Degradation

@@ -430,7 +430,9 @@ def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
 
     est = get_estimator()
     coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
-    psf, srf = est(to_numpy(lr), to_numpy(msi), ctx.scale, band_coverage=coverage)
+    # the cubes go in their own namespace (device arrays stay on the device); the small
+    # estimates come back as NumPy arrays (run_method stores host copies in ``info``)
+    psf, srf = est(lr, msi, ctx.scale, band_coverage=coverage)
     return ctx.with_estimates(psf, srf, "estimated")
 
 
@@ -469,7 +471,9 @@ def run_method(method: Method, lr, msi, ctx: Context) -> FusionResult:
 
     Calling a method (``method(lr, msi, ctx)``) does the same. When the mode lacks a PSF/SRF the
     method ``needs`` (or, in ``estimated`` mode, one it ``uses``), the registered degradation
-    estimator supplies it and ``info["knowledge_source"]`` says so.
+    estimator supplies it and ``info["knowledge_source"]`` says so. The estimator is handed ``lr``
+    and ``msi`` as they are (no host copy: device arrays stay on the device); the estimated PSF/SRF
+    are stored in ``info`` as NumPy arrays.
 
     Integer (or float16) inputs are converted to float32; complex, bool and object arrays are
     refused. A given PSF or SRF that does not sum to 1 (per row) is normalised, with a note in

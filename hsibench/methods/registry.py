@@ -40,7 +40,10 @@ def register_estimator(fn: Callable) -> Callable:
     """Register the degradation estimator ``fn(lr, msi, scale, band_coverage=None) -> (psf, srf)``.
 
     ``hsibench.baselines`` registers :func:`hsibench.baselines.estimate_degradation` on import; a
-    later registration replaces the earlier one. Returns ``fn`` (usable as a decorator).
+    later registration replaces the earlier one. Returns ``fn`` (usable as a decorator). ``fn``
+    receives ``lr`` and ``msi`` in the caller's array namespace, with no host copy (device arrays
+    stay on the device), so it must accept any namespace the methods run on; it returns small
+    arrays that :func:`hsibench.xp.to_numpy` converts (NumPy arrays are best).
     """
     _ESTIMATOR["default"] = fn
     return fn

@@ -24,6 +24,9 @@ Definitions (F the fused HS image (L, H, W), Y_h the LR HS image (L, h, w), Y_m 
 bicubic 1/s resize (:func:`hsibench.degrade.psf.resize_psf`), the ``imresize`` of the reference
 code. A fused image equal to the nearest-neighbour upsampling of Y_h has Dλ = 0 exactly with
 ``block=None`` (replicating pixels keeps every mean, variance and covariance).
+
+The implementation is NumPy/SciPy: inputs from any namespace (torch tensors, CuPy arrays and other
+device arrays) are copied to the host once per call, as float64.
 """
 from __future__ import annotations
 
@@ -49,7 +52,9 @@ NOREF_DEFINITIONS = {
 
 
 def _cube(x, what: str) -> np.ndarray:
-    a = np.asarray(x)
+    from ..xp import to_numpy
+
+    a = np.asarray(to_numpy(x))  # a device array: one explicit copy to the host (NumPy below)
     if a.ndim != 3 or a.size == 0:
         raise MetricError(f"{what} must be a non-empty (bands, rows, cols) cube, got shape {a.shape}")
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)) or a.dtype == bool:
@@ -347,6 +352,8 @@ def qnr(d_lambda_value: float, d_s_value: float, alpha: float = 1.0, beta: float
 
 def noref_metrics(fused, lr, msi, *, msi_lr=None, psf=None, block: int | None = 32, step: int = 1) -> dict[str, float]:
     """Dλ, Ds and QNR (p = q = 1, α = β = 1) of one fused image: ``{"d_lambda", "d_s", "qnr"}``.
+
+    Computed in NumPy: device arrays (a fused cube from a GPU run) are copied to the host once.
 
     Parameters
     ----------

@@ -340,10 +340,65 @@ def large_heap():
                 lib.malloc_trim(0)
 
 
+#: DLPack device types torch imports directly: CPU, CUDA, CUDA managed memory, ROCm.
+_DLPACK_CPU, _DLPACK_CUDA, _DLPACK_ROCM, _DLPACK_CUDA_MANAGED = 1, 2, 10, 13
+
+
+def _dlpack_importable(a) -> bool:
+    """True when ``a`` (not a NumPy array or torch tensor) exports DLPack from a device torch can
+    import without a host round trip: the CPU, or a CUDA/ROCm device when torch has CUDA."""
+    if isinstance(a, (np.ndarray, torch.Tensor)) or not hasattr(a, "__dlpack__"):
+        return False
+    get = getattr(a, "__dlpack_device__", None)
+    if get is None:
+        return False
+    try:
+        kind = int(get()[0])
+    except (TypeError, ValueError, IndexError):
+        return False
+    if kind == _DLPACK_CPU:
+        return True
+    return kind in (_DLPACK_CUDA, _DLPACK_ROCM, _DLPACK_CUDA_MANAGED) and torch.cuda.is_available()
+
+
 def to_tensor(a, device: torch.device, dtype=torch.float32) -> torch.Tensor:
-    """NumPy / torch / CuPy array -> a float tensor on ``device`` (a copy; inputs are never modified)."""
+    """NumPy / torch / CuPy (any DLPack exporter) array -> a float tensor on ``device``.
+
+    Always a new tensor: the input is never modified. A torch tensor is detached and converted
+    where it is. A NumPy array is copied as float32 and moved to ``device`` (then cast to ``dtype``).
+    Any other array that exports DLPack from
+    the CPU or a CUDA device (CuPy, JAX, ...) is imported with :func:`torch.from_dlpack`, zero-copy,
+    and converted to a float32 copy on its own device (the NumPy path's values), then moved to
+    ``device`` and cast to ``dtype`` (so a CuPy array goes straight to a CUDA tensor, never through
+    the host). Anything else goes through
+    :func:`hsibench.xp.to_numpy` (one host copy).
+
+    Parameters
+    ----------
+    a : array
+        The input array.
+    device : torch.device
+        Where the tensor goes.
+    dtype : torch.dtype
+        Its floating dtype (float32 by default).
+
+    Returns
+    -------
+    torch.Tensor
+        A tensor with its own memory on ``device``.
+
+    Example
+    -------
+    >>> import numpy as np, torch
+    >>> to_tensor(np.arange(3.0), torch.device("cpu"))
+    tensor([0., 1., 2.])
+    """
     if isinstance(a, torch.Tensor):
         return a.detach().to(device=device, dtype=dtype).clone()
+    if _dlpack_importable(a):
+        t = torch.from_dlpack(a)  # shares the exporter's memory, on its device
+        t = t.to(dtype=torch.float32, copy=True)  # a copy on that device (as the NumPy path rounds)
+        return t.to(device=device, dtype=dtype)
     from ..xp import to_numpy
 
     return torch.as_tensor(np.array(to_numpy(a), dtype=np.float32, copy=True), dtype=dtype, device=device)
@@ -542,10 +597,13 @@ def saturation_note(out: np.ndarray, lr) -> str | None:
     clamped: a decoder that starts above 1 on a bright scene never recovers, and the affected bands
     stay at 1 (see ``docs/methods.md``). A band counts when more than half of its output pixels are at
     1.0 while at most half of its LrHSI pixels are, so scattered bright pixels (real highlights)
-    are not flagged.
+    are not flagged. ``lr`` may be in any namespace; a device array is copied to the host (once per
+    fit, after training).
     """
+    from ..xp import to_numpy
+
     out = np.asarray(out)
-    lr = np.asarray(lr)
+    lr = np.asarray(to_numpy(lr))
     bands = out.shape[0]
     at_one = (out >= 1.0).reshape(bands, -1).mean(1)
     ref = (lr >= 1.0).reshape(lr.shape[0], -1).mean(1) if lr.shape[0] == bands else np.zeros(bands)
@@ -564,10 +622,13 @@ def flat_output_note(out: np.ndarray, lr) -> str | None:
     ``fast`` on the Paris Hyperion + ALI-pan pair: all 128 bands in ``blind`` mode, 105 of 128 with
     less than 1 % of their LrHSI band's spatial spread in ``estimated`` mode). A band counts as flat
     when its spatial standard deviation is below 1 % of its LrHSI band's (a high-resolution band
-    should vary at least as much as its low-resolution version).
+    should vary at least as much as its low-resolution version). ``lr`` may be in any namespace; a
+    device array is copied to the host (once per fit, after training).
     """
+    from ..xp import to_numpy
+
     out = np.asarray(out, np.float64)
-    lr = np.asarray(lr, np.float64)
+    lr = np.asarray(to_numpy(lr), np.float64)
     bands = out.shape[0]
     sd = out.reshape(bands, -1).std(1)
     if lr.shape[0] == bands:
@@ -589,6 +650,8 @@ class NetMethod(Method):
     ``lr``/``msi`` are ``(1, bands, rows, cols)`` float32 tensors on ``device``; this wrapper adds
     ``threads``, ``device``, ``seed``, ``preset`` and ``deviations`` (:attr:`applied_deviations`, plus
     a budget override by ``ctx.iterations``) to the info dict and returns a NumPy float32 (L, H, W) cube.
+    The inputs reach ``device`` through :func:`to_tensor` (device arrays that export DLPack without a
+    host round trip); the output cube is copied to the host once, after training.
     """
 
     family = "deep"
