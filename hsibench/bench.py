@@ -379,10 +379,11 @@ def report(res: Results) -> str:
 # the same machine load. CPU time (``time.process_time``) is the robust figure on a shared
 # machine; wall time is what a user waits.
 
-#: Official code, measured on AMD EPYC with 1 thread (the other core busy) on this case, s/iteration
-#: over iterations 50-300; and this package's ``paper`` presets on the same run before the speed
-#: work (commit 1b3c20f). The target: ``paper`` at most half the official time, i.e. a speed-up
-#: over that commit of at least NETS_NEEDED (measured in one run, alternately).
+#: Official code's seconds per iteration on this case, 1 thread, over iterations 50-300 (the
+#: machine and its load: the ``## Nets`` section of ``reports/benchmarks.md``); and this package's
+#: ``paper`` presets on the same run before the speed work (commit 1b3c20f). The target: ``paper``
+#: at most half the official time, i.e. a speed-up over that commit of at least NETS_NEEDED
+#: (measured in one run, alternately).
 NETS_OFFICIAL = {"cucanet": 0.518, "hyconet": 0.223, "eu2adl": 0.413}
 NETS_BEFORE = {"cucanet": 0.419, "hyconet": 0.187, "eu2adl": 0.505}
 NETS_NEEDED = {k: 2 * NETS_BEFORE[k] / NETS_OFFICIAL[k] for k in NETS_OFFICIAL}

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 import zipfile
@@ -307,18 +306,11 @@ def cmd_fuse(args) -> int:
     from .xp import to_numpy
 
     hr = np.asarray(to_numpy(result.hr), dtype=np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix != ".npy":  # np.save would append it; say where the file really is
         out = out.with_name(out.name + ".npy")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, hr)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .atomic import write_npy
+
+    write_npy(out, hr)
     print(f"{args.method} ({mode}) -> {out} {hr.shape} in {time.perf_counter() - t0:.2f} s")
     return 0
 

@@ -11,14 +11,15 @@ Kernels (the same definitions as the CPU ones, parallelised for a GPU):
   direct sum over the kernel taps with the boundary index maps (every input element is read by
   ≈ (k/s)² neighbouring threads, so the taps hit L1/L2).
 - ``_adjoint``: one thread per HR pixel, gathering over the transpose (fold) maps of both axes.
-
-Not measured on a GPU here (no device on these machines): correctness is tested under the CUDA
-simulator; the launch shapes above are the simple, coalesced ones, not tuned.
 - ``_band_stats``: a block owns a run of pixels and walks the bands, each thread keeping its
   pixels' spectral accumulators in registers; per band a shared-memory reduction and one atomic
   per block and statistic. Each input element is read once.
 - ``_windowed``: one thread per pixel for SSIM (11×11 Gaussian) and UIQI (8×8 window), block
   reduction, one atomic per block and band.
+
+What is verified: correctness, against the NumPy references under the numba-cuda simulator
+(``tests/test_kernels_cudasim.py``). What is not: speed on a device (``hsibench.bench`` times the
+CPU kernels only); the launch shapes are the simple, coalesced ones, not tuned.
 """
 from __future__ import annotations
 

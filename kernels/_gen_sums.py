@@ -3,12 +3,12 @@ with the band loop written out.
 
 Why generated: the per-pixel spectral accumulators of SAM (⟨x, x̂⟩, ‖x‖², ‖x̂‖²) are a
 read-modify-write of three float64 arrays per band; taking ``GROUP`` bands per pixel loop divides
-that traffic by ``GROUP`` (measured 1.5x faster for the whole pass at 4 bands than at 1 on an Intel
-Xeon), and the ``GROUP`` × 7 band accumulators only stay in registers (and the loop only vectorises)
-when the bands are separate variables, not an inner loop. With AVX-512 (AMD Zen 5) the 4-band loop
-spills its 28 vector accumulators to the stack: the sums over a 512×512×31 cube took 5.12, 3.49,
-3.54 and 4.07 ms of CPU at 1, 2, 3 and 4 bands (the whole scalar pass 4.42 → 4.15 ms), so 2 it is. Accumulation is float64 throughout: float32
-chunk sums were measured only ~5 % faster, not worth their rounding.
+that traffic by ``GROUP``, and the ``GROUP`` × 7 band accumulators only stay in registers (and the
+loop only vectorises) when the bands are separate variables, not an inner loop. Too many bands per
+loop spill the accumulators to the stack (with AVX-512, the 28 vector accumulators of 4 bands do),
+so ``GROUP`` is 2, the fastest of 1-4 bands. Accumulation is float64 throughout: float32 chunk sums
+were only a few per cent faster, not worth their rounding. Figures: ``reports/benchmarks.md``
+(section "Kernel design measurements").
 
 Run ``python -m hsibench.kernels._gen_sums`` after editing; a test checks the file is current.
 Numba's cache does not see changes in a callee's file: after editing, delete the ``*.nbi`` /

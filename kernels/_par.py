@@ -4,14 +4,15 @@ Every CPU kernel is written as a serial ``@njit`` *task* ``task(t, args) -> None
 one block of pixels, one tile) and run by :func:`par_for`. The task is called through a
 first-class function type (a function pointer), so the parallel gufunc stays tiny: when a large
 kernel body sits directly inside ``prange`` (or is inlined into it), Numba's parfor passes and
-LLVM process it twice, which made the fused SSIM/UIQI kernel take ~18 s to compile instead of
-~7 s. Both the tasks and the loops are cached on disk (``cache=True``), one loop per argument
+LLVM process it twice, which more than doubled the compile time of the fused SSIM/UIQI kernel.
+Both the tasks and the loops are cached on disk (``cache=True``), one loop per argument
 signature, shared by all tasks of that signature. Threads follow ``NUMBA_NUM_THREADS`` /
 ``numba.set_num_threads`` like any parallel Numba function.
 
 Dispatch cost matters for the small images of iterative methods: Numba types a tuple argument in
-Python on every call (~0.5 ms for ten arrays), so the compiled loop is called through its
-signature's entry point, keyed by a cheap fingerprint of the arguments.
+Python on every call (a sizeable fraction of a millisecond for ten arrays), so the compiled loop
+is called through its signature's entry point, keyed by a cheap fingerprint of the arguments.
+Figures: ``reports/benchmarks.md`` (section "Kernel design measurements").
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ _loops: dict = {}
 
 class _TaskPointer:
     """A compiled task as Numba's wrapper-address protocol sees it: unboxing a Dispatcher looks
-    its overload up by signature (twice, ~0.25 ms per call); this hands the address over."""
+    its overload up by signature (twice per call, a fraction of a millisecond); this hands the
+    address over."""
 
     def __init__(self, task, sig):
         cres = task.get_compile_result(sig)

@@ -130,7 +130,9 @@ def band_sums(gt, est, *, sam_zero_policy: str = "count90") -> BandSums:
     return _as_band_sums(stats, sam, H * W)
 
 
-_SUM_BLOCK = 8192  # pixels per block of the one-pass sums: long runs per band for the prefetchers (measured ~8 % faster than 2048 on 1024x1024x128)
+# Pixels per block of the one-pass sums: long runs per band for the prefetchers (blocks of
+# 8192-65536 pixels beat 2048; figures in reports/benchmarks.md).
+_SUM_BLOCK = 8192
 
 
 def _cpu_sums(g: np.ndarray, e: np.ndarray, policy: int) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +38,11 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture
-def registered_method():
-    """Register test-only :class:`~hsibench.methods.Method` classes for one test: call it with the
-    class; every class registered this way is removed from the global registry after the test."""
+@contextmanager
+def registered_methods():
+    """Register test-only :class:`~hsibench.methods.Method` classes inside a ``with`` block: yields a
+    function to call with the class; every class registered through it is removed from the global
+    registry when the block exits, also on an error (the body of the ``registered_method`` fixture)."""
     from hsibench.methods import register, unregister
 
     names = []
@@ -50,9 +52,19 @@ def registered_method():
         names.append(cls.name)
         return cls
 
-    yield _register
-    for name in names:
-        unregister(name)
+    try:
+        yield _register
+    finally:
+        for name in names:
+            unregister(name)
+
+
+@pytest.fixture
+def registered_method():
+    """Register test-only :class:`~hsibench.methods.Method` classes for one test: call it with the
+    class; every class registered this way is removed from the global registry after the test."""
+    with registered_methods() as register:
+        yield register
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def test_killed_worker_job_is_rerun_never_lost_or_written_twice(tmp_path, monkey
     """SIGKILL the worker process running a job: the scheduler reruns the job on a live worker; every
     job gets exactly one row, written once by the client."""
     distributed = pytest.importorskip("distributed")
-    from hsibench.methods import registry
+    from hsibench.methods import unregister
 
     plugin = tmp_path / "plugin"
     write_plugin(plugin)
@@ -81,7 +81,7 @@ def test_killed_worker_job_is_rerun_never_lost_or_written_twice(tmp_path, monkey
                 with pytest.raises(ValueError, match="no worker of the cluster offers it"):
                     DaskExecutor._check_resources(client, {"gpu": 1})
     finally:
-        registry._REGISTRY.pop("_test_sleepy", None)
+        unregister("_test_sleepy")
         sys.modules.pop("hsibench_test_plugin", None)
     assert killed, "the kill must land during a job"
     ids = {j.job_id for j in study.jobs()}

@@ -1,5 +1,4 @@
 """`hsibench demo`: what it runs (every classical method + deep nets, one axis at a time) and where it writes."""
-import time
 from importlib import resources
 
 import pytest
@@ -62,10 +61,17 @@ def test_demo_writes_a_fresh_folder_and_never_an_existing_report(tiny_demo, tmp_
 
 
 @pytest.mark.slow
-def test_full_demo_runs_within_five_minutes_on_two_cores(tmp_path, monkeypatch):
+def test_full_demo_runs_end_to_end_with_one_ok_row_per_job(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
     monkeypatch.chdir(tmp_path)
-    t0 = time.perf_counter()
     assert main(["demo", "--quiet", "--workers", "2"]) == 0
-    assert time.perf_counter() - t0 < 300
-    csv = (tmp_path / "hsibench-demo" / "report" / "results.csv").read_text()
-    assert "hyconet" in csv and "cucanet" in csv and "hysure" in csv
+    report = tmp_path / "hsibench-demo" / "report"
+    assert (report / "report.md").is_file()
+    rows = pd.read_csv(report / "results.csv")
+    st = _demo_study()
+    assert len(rows) == len(list(st.jobs()))
+    assert set(rows["status"]) == {"ok"}
+    assert set(rows["method"]) == {m.name for m in st.methods}
+    assert np.isfinite(rows["psnr"]).all()

@@ -149,12 +149,31 @@ class _NeedsSRF(Method):
         return np.repeat(np.repeat(lr, ctx.scale, axis=1), ctx.scale, axis=2)
 
 
-def test_registered_test_methods_are_removed_after_the_test(registered_method):
+def test_registered_test_methods_are_removed_after_the_test():
+    """The ``registered_method`` fixture's body (conftest.registered_methods), driven directly: a
+    class registered through it is gone once the block exits, normally or by an error."""
+    from conftest import registered_methods
+
+    with registered_methods() as register:
+        register(_NeedsSRF)
+        assert get_method("_test_needs_srf") is _NeedsSRF
+    with pytest.raises(InputError, match="unknown method"):
+        get_method("_test_needs_srf")
+    with pytest.raises(RuntimeError, match="test body failed"), registered_methods() as register:
+        register(_NeedsSRF)
+        assert get_method("_test_needs_srf") is _NeedsSRF
+        raise RuntimeError("test body failed")
+    with pytest.raises(InputError, match="unknown method"):
+        get_method("_test_needs_srf")
+
+
+def test_registered_method_fixture_registers_for_the_test(registered_method):
     registered_method(_NeedsSRF)
     assert get_method("_test_needs_srf") is _NeedsSRF
-    from hsibench.methods import unregister
 
-    unregister("_test_needs_srf")
+
+def test_the_fixture_removed_the_previous_tests_method():
+    """Runs after the test above (pytest keeps a module's order): its fixture's teardown removed the class."""
     with pytest.raises(InputError, match="unknown method"):
         get_method("_test_needs_srf")
 

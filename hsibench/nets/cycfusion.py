@@ -56,7 +56,7 @@ Choices and departures (also in ``CycFusion.deviations`` and the config):
   660 (220 warm-up + 440 cosine), plateau stop on after 400; nothing else changes. ``small``
   (its own deviations, the former ``fast``: results labelled ``cycfusion[fast]`` before the presets
   were split used it): widths G_y 16-16-32(-32-32), refine 32, G_z 16-32-32-32-32;
-  pre-training 1000 iterations at lr 1e-2 (LR-sized, ~2 ms each); training 600 iterations, one-cycle
+  pre-training 1000 iterations at lr 1e-2 (LR-sized, so cheap); training 600 iterations, one-cycle
   with 200 warm-up, **max lr 5e-2** and the PSF/SRF fine-tuned at 0.02× that (= the paper's 1e-3),
   plateau stop on. At 600 iterations the one-cycle peak matters most (CAVE balloons 128×128 centre
   crop, s = 8, blind, no multiplier, 800 pre-training iterations; bicubic 30.2 dB): max lr 2e-3

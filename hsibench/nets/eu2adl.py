@@ -52,10 +52,11 @@ Choices and departures (also in ``EU2ADL.deviations`` and the config):
 * Presets. ``paper`` (= ``default``): everything above (perceptual term off: see the first point).
   ``fast``: the paper's networks, losses and learning rates; stage 2 compressed to 1400 iterations
   (constant for the first half, then linear to 0), plateau stop on; stage 1 keeps its 4000
-  iterations (it costs ~10 ms each). ``small`` (its own deviations, the former ``fast``: results
-  labelled ``eu2adl[fast]`` before the presets were split used it): softplus PSF branch with the
-  position bias; P = 20, width 12 (branches of 4), 3 blocks; stage 1 2000 iterations
-  at lr 1e-2 (cheap: ~5 ms/iteration; CAVE balloons 128×128 crop, s = 8: PSF error 0.97 → 0.018);
+  iterations (they work at the LrHSI's size: each costs a small fraction of a stage-2 one).
+  ``small`` (its own deviations, the former ``fast``: results labelled ``eu2adl[fast]`` before the
+  presets were split used it): softplus PSF branch with the position bias; P = 20, width 12
+  (branches of 4), 3 blocks; stage 1 2000 iterations at lr 1e-2 (cheap, as above; CAVE balloons
+  128×128 crop, s = 8: PSF error 0.97 → 0.018);
   stage 2 1200 iterations at lr 5e-3 with **ω = μ = 0.05** (the paper's 5e-4 leaves the abundances
   ~1000× too small at initialisation and needs the 14 000-iteration budget: 31.5 vs 35.8 dB at 600
   iterations on that crop) and **λ_deg = 100** (the fused output is tied to the inputs only through
