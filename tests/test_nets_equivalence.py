@@ -196,7 +196,7 @@ def _hyconet_reference(m, lr, msi):
     def dec(a):
         return F.conv2d(a, m.decoder.weight[:, :, None, None]).clamp(0, 1)
 
-    k = m.psf.kernel()
+    k = m.psf.psf()
 
     def psf(x):
         C = x.shape[1]
@@ -267,7 +267,7 @@ def _cucanet_reference(m, lr, msi):
         if m.attention_norm == "mean1":
             d_o = d_o * d_o.shape[1]
             d_s = d_s * (s.shape[-2] * s.shape[-1])
-        k = m.att_psf.kernel()
+        k = m.att_psf.psf()
         d_s_lr = F.conv2d(d_s, k[None, None], stride=4)
         f = torch.cat([f, f * d_s_lr], dim=1)
         g = torch.cat([g, g * d_o[:, :, None, None]], dim=1)
@@ -277,7 +277,7 @@ def _cucanet_reference(m, lr, msi):
     def dec(d, a):
         return F.conv2d(a, d.weight[:, :, None, None]).clamp(0, 1)
 
-    kp = m.psf.kernel()
+    kp = m.psf.psf()
 
     def psf(x):
         C = x.shape[1]

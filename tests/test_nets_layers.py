@@ -40,7 +40,7 @@ def test_frozen_psf_matches_blur_decimate(rng, kernel, scale, boundary):
 def test_psf_constraints_hold_after_steps(param):
     torch.manual_seed(0)
     layer = PSFLayer(4, param=param)
-    np.testing.assert_allclose(layer.kernel().detach().numpy(), np.full((4, 4), 1 / 16), atol=1e-7)
+    np.testing.assert_allclose(layer.psf().detach().numpy(), np.full((4, 4), 1 / 16), atol=1e-7)
     opt = torch.optim.SGD(layer.parameters(), lr=5.0)
     x = torch.rand(2, 3, 16, 16)
     for _ in range(5):
@@ -49,7 +49,7 @@ def test_psf_constraints_hold_after_steps(param):
         loss.backward()
         opt.step()
         layer.project()
-        k = layer.kernel().detach()
+        k = layer.psf().detach()
         assert float(k.min()) >= 0
         assert abs(float(k.sum()) - 1) < 1e-5
     if param == "clamp":  # the raw weights themselves are back on the simplex
@@ -156,14 +156,14 @@ def test_degradation_layers_per_mode():
     kw = dict(scale=4, psf=psf, srf=srf, coverage=cov)
     p, r, note = degradation_layers(Context.from_truth(mode="oracle", **kw), 7, 3)
     assert not p.learn and not r.learn
-    np.testing.assert_allclose(p.kernel().detach().numpy(), psf, atol=1e-7)
+    np.testing.assert_allclose(p.psf().detach().numpy(), psf, atol=1e-7)
     np.testing.assert_allclose(r.matrix().detach().numpy(), srf, atol=1e-6)
     p, r, note = degradation_layers(Context.from_truth(mode="srf_support", **kw), 7, 3)
     assert p.learn and r.learn and note["srf_coverage"] == "given"
     assert np.all(r.matrix().detach().numpy()[~cov] == 0)
-    np.testing.assert_allclose(p.kernel().detach().numpy(), 1 / 16)
+    np.testing.assert_allclose(p.psf().detach().numpy(), 1 / 16)
     p, r, note = degradation_layers(Context.from_truth(mode="blind", **kw), 7, 3)
     np.testing.assert_allclose(r.matrix().detach().numpy(), 1 / 7, atol=1e-7)
     ctx = Context(scale=4, mode="estimated", psf=make_psf("gauss_fwhm_wide", 4), srf=srf, coverage=cov)
     p, r, note = degradation_layers(ctx, 7, 3)
-    assert p.learn and p.kernel().shape == (8, 8) and note["psf_init"] == "estimate"
+    assert p.learn and p.psf().shape == (8, 8) and note["psf_init"] == "estimate"

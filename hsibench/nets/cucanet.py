@@ -308,9 +308,9 @@ class CUCaNet(NetMethod):
             hr = model(lr, msi)["z"]
         info = res.info()
         info.update(
-            learned_psf=psf.kernel().detach().cpu().double().numpy(),
+            learned_psf=psf.psf().detach().cpu().double().numpy(),
             learned_srf=srf.matrix().detach().cpu().double().numpy(),
-            initial_psf=psf.initial_kernel(),
+            initial_psf=psf.initial_psf(),
             initial_srf=srf.initial_matrix(),
             knowledge=note,
         )

@@ -327,7 +327,7 @@ class CycFusion(NetMethod):
         psf, srf, note = self._degradation(ctx, n_hs, n_ms)
         model = CycFusionModel(n_hs, n_ms, s, psf, srf, self._widths(p["spatial_widths"]),
                                self._widths([p["refine_width"]])[0], self._widths(p["spectral_widths"])).to(device)
-        info: dict[str, Any] = {"initial_psf": psf.initial_kernel(), "initial_srf": srf.initial_matrix()}
+        info: dict[str, Any] = {"initial_psf": psf.initial_psf(), "initial_srf": srf.initial_matrix()}
 
         # Pre-training (eq. 18) of the PSF/SRF logits alone; skipped when they are frozen (oracle) or
         # start from the estimator's output (estimated: the estimate replaces the pre-training).
@@ -339,7 +339,7 @@ class CycFusion(NetMethod):
                          {"psf": list(psf.parameters()), "srf": list(srf.parameters())}, cfg1,
                          project=model.project, progress=ctx.progress, desc=f"{self.name} pre-training (PSF/SRF)")
             info.update(res1.info("stage1_"))
-            info.update(pretrained_psf=psf.kernel().detach().cpu().double().numpy(),
+            info.update(pretrained_psf=psf.psf().detach().cpu().double().numpy(),
                         pretrained_srf=srf.matrix().detach().cpu().double().numpy())
         else:
             info["stage1_iterations"] = 0
@@ -361,7 +361,7 @@ class CycFusion(NetMethod):
             hr = model(lr, msi)
         info.update(res.info())
         info.update(
-            learned_psf=psf.kernel().detach().cpu().double().numpy(),
+            learned_psf=psf.psf().detach().cpu().double().numpy(),
             learned_srf=srf.matrix().detach().cpu().double().numpy(),
             knowledge=note,
             warmup=cfg.warmup,

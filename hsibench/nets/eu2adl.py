@@ -158,7 +158,7 @@ class ADLNet(nn.Module):
         """The LrMSI-consistency loss ‖SRF(Y) − PSF(Z)‖₁ (sum)."""
         srf = self.srf_matrix(lr)
         k = self.psf_kernel(msi)
-        return l1_sum(torch.einsum("ml,...lhw->...mhw", srf, lr), self._geom.apply_kernel(msi, k))
+        return l1_sum(torch.einsum("ml,...lhw->...mhw", srf, lr), self._geom.apply_psf(msi, k))
 
 
 # ----------------------------------------------------------------------------- stage 2: fusion
@@ -412,7 +412,7 @@ class EU2ADL(NetMethod):
             psf_l = PSFLayer(s, init=np.asarray(ctx.psf), learn=False, boundary=ctx.boundary)
             srf_l = SRFLayer(n_hs, n_ms, init=np.asarray(ctx.srf), learn=False)
             stage1 = {"note": {"mode": "oracle", "psf_init": "true (frozen)", "srf_init": "true (frozen)"},
-                      "info": {"initial_psf": psf_l.initial_kernel(), "initial_srf": srf_l.initial_matrix(),
+                      "info": {"initial_psf": psf_l.initial_psf(), "initial_srf": srf_l.initial_matrix(),
                                "stage1_iterations": 0}}
         else:
             psf_t, srf_t, stage1 = self._stage1(lr, msi, ctx, device)
@@ -449,7 +449,7 @@ class EU2ADL(NetMethod):
         info = res.info()
         info.update(stage1["info"])
         info.update(
-            learned_psf=psf_l.kernel().detach().cpu().double().numpy(),
+            learned_psf=psf_l.psf().detach().cpu().double().numpy(),
             learned_srf=srf_l.matrix().detach().cpu().double().numpy(),
             knowledge=stage1["note"],
             perceptual=bool(p["perceptual"]),

@@ -207,9 +207,9 @@ class HyCoNet(NetMethod):
             hr = model(lr, msi)["x"]
         info = res.info()
         info.update(
-            learned_psf=psf.kernel().detach().cpu().double().numpy(),
+            learned_psf=psf.psf().detach().cpu().double().numpy(),
             learned_srf=srf.matrix().detach().cpu().double().numpy(),
-            initial_psf=psf.initial_kernel(),
+            initial_psf=psf.initial_psf(),
             initial_srf=srf.initial_matrix(),
             knowledge=note,
         )

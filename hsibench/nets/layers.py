@@ -26,9 +26,9 @@ Parameterisation (``param``):
   A given initial kernel is mixed with 1e-3 of the uniform one before the log, so no tap starts at
   −∞.
 
-Both layers start from a given estimate (``init``) or from the uniform kernel / uniform-over-coverage
-rows, remember where they started (``initial_kernel``/``initial_matrix``) and are frozen with
-``learn=False`` (oracle mode). ``kernel()``/``matrix()`` return the normalised PSF/SRF the forward
+Both layers start from a given estimate (``init``) or from the uniform PSF / uniform-over-coverage
+rows, remember where they started (``initial_psf``/``initial_matrix``) and are frozen with
+``learn=False`` (oracle mode). ``psf()``/``matrix()`` return the normalised PSF/SRF the forward
 pass uses; the nets report them as ``info["learned_psf"]``/``info["learned_srf"]``.
 """
 from __future__ import annotations
@@ -280,21 +280,21 @@ class PSFLayer(nn.Module):
     def learn(self) -> bool:
         return self.weight.requires_grad
 
-    def kernel(self) -> torch.Tensor:
-        """The normalised kernel used by the forward pass (non-negative, sums to 1)."""
+    def psf(self) -> torch.Tensor:
+        """The normalised PSF used by the forward pass (non-negative, sums to 1)."""
         if self.param == "softmax":
             return torch.softmax(self.weight.flatten(), 0).view_as(self.weight)
         w = F.relu(self.weight)
         return w / w.sum().clamp_min(1e-12)
 
-    def initial_kernel(self) -> np.ndarray:
+    def initial_psf(self) -> np.ndarray:
         return self.initial.detach().cpu().double().numpy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.apply_kernel(x, self.kernel())
+        return self.apply_psf(x, self.psf())
 
-    def apply_kernel(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Block-centred strided correlation of ``x`` with kernel ``k`` (same geometry as this layer)."""
+    def apply_psf(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Block-centred strided correlation of ``x`` with the PSF ``k`` (same geometry as this layer)."""
         s = self.scale
         lead, (H, W) = x.shape[:-2], x.shape[-2:]
         if H % s or W % s:

@@ -266,7 +266,7 @@ class SyntheticPairs:
                           for sd in self.scene_seeds]
         self.rng = np.random.default_rng(draw_ss)
 
-    def kernel(self, size: int, sigma: float) -> torch.Tensor:
+    def psf(self, size: int, sigma: float) -> torch.Tensor:
         """A point-sampled Gaussian, zero-padded to s×s when smaller than the scale."""
         from ..degrade.psf import gaussian_psf
 
@@ -290,7 +290,7 @@ class SyntheticPairs:
             z = z.flip(2)
         z = z.contiguous()
         size = int(self.sizes[int(r.integers(len(self.sizes)))])
-        y = self._ops[size].apply_kernel(z, self.kernel(size, float(r.uniform(*self.sigma))))
+        y = self._ops[size].apply_psf(z, self.psf(size, float(r.uniform(*self.sigma))))
         yup = upsample(y, self.s, self.kind, self.boundary)
         x = torch.einsum("mb,bhw->mhw", self.srf, z)
         return x, yup, z
@@ -845,8 +845,8 @@ class UAL(NetMethod):
         info = res.info()
         info.update(pre_info)
         info.update(
-            learned_psf=psf.kernel().detach().cpu().double().numpy(),
-            initial_psf=psf.initial_kernel(),
+            learned_psf=psf.psf().detach().cpu().double().numpy(),
+            initial_psf=psf.initial_psf(),
             learned_srf=srf.copy(),
             initial_srf=srf.copy(),
             knowledge=note,
