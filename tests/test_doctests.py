@@ -24,6 +24,7 @@ MODULES = [
     "hsibench.report.findings",
     "hsibench.report.plots",
     "hsibench.report.stats",
+    "hsibench.report.tables",
     "hsibench.study.executors",
 ]
 

@@ -306,7 +306,8 @@ def _deviation_items(v) -> list[str]:
 
 
 def deviation_notes(df: pd.DataFrame) -> list[str]:
-    """One line per method (and mode) listing the recorded ``deviations`` of its rows, deduplicated.
+    """One line per method listing the recorded ``deviations`` of its rows, deduplicated; modes whose
+    lists are identical share one line (``"hyconet[small] (blind, oracle): ..."``).
 
     Parameters
     ----------
@@ -317,19 +318,26 @@ def deviation_notes(df: pd.DataFrame) -> list[str]:
     Returns
     -------
     list of str
-        E.g. ``["cucanet[fast] (blind): Adam instead of SGD; 2000 iterations"]``.
+        One line per method and group of modes with the same deviations, modes in the report's order.
 
     Example
     -------
-    >>> deviation_notes(df[df["scale"] == 4])  # doctest: +SKIP
+    >>> rows = pd.DataFrame({"label": ["m", "m", "m"], "mode": ["oracle", "blind", "estimated"],
+    ...                      "deviations": [["a", "b"], ["a", "b"], ["a"]]})
+    >>> deviation_notes(rows)
+    ['m (oracle, blind): a; b', 'm (estimated): a']
     """
     if "deviations" not in df:
         return []
     out = []
-    for (label, mode), g in df.groupby(["label", "mode"], sort=True):
-        items = list(dict.fromkeys(x for v in g["deviations"] for x in _deviation_items(v)))
-        if items:
-            out.append(f"{label} ({mode}): " + "; ".join(items))
+    for label, g in df.groupby("label", sort=True):
+        by_items: dict[tuple, list[str]] = {}
+        for mode in ordered_modes(g["mode"].unique()):
+            rows = g[g["mode"] == mode]
+            items = tuple(dict.fromkeys(x for v in rows["deviations"] for x in _deviation_items(v)))
+            if items:
+                by_items.setdefault(items, []).append(mode)
+        out += [f"{label} ({', '.join(modes)}): " + "; ".join(items) for items, modes in by_items.items()]
     return out
 
 
