@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path
 
-PLUGIN = '''"""Test-only method: sleeps, leaves a marker file per start, then upsamples."""
+PLUGIN = '''"""Test-only method: leaves a marker file per start, sleeps, waits for a gate file if it has one
+(so a test decides when a run may finish), then upsamples."""
 import os
 import time
 
@@ -19,13 +20,18 @@ class Sleepy(Method):
     name = "_test_sleepy"
     family = "floor"
     modes = ("blind",)
-    presets = {"default": {"sleep": 0.5, "marker": "", "tag": 0}}
+    presets = {"default": {"sleep": 0.5, "marker": "", "gate": "", "tag": 0}}
 
     def fuse(self, lr, msi, ctx):
         if self.params["marker"]:
             os.makedirs(self.params["marker"], exist_ok=True)
             open(os.path.join(self.params["marker"], f"{os.getpid()}-{time.time_ns()}"), "w").close()
         time.sleep(self.params["sleep"])
+        deadline = time.time() + 300
+        while self.params["gate"] and not os.path.exists(self.params["gate"]):
+            if time.time() > deadline:
+                raise TimeoutError(f"gate {self.params['gate']} never opened")
+            time.sleep(0.02)
         return upsample(lr, ctx.scale, kind="cubic", boundary=ctx.boundary)
 '''
 
@@ -52,12 +58,13 @@ def write_plugin(folder: Path) -> Path:
     return driver
 
 
-def sleepy_study(path: Path, n_scenes: int, sleep: float, marker: Path | None = None, seeds=(0,)) -> Path:
+def sleepy_study(path: Path, n_scenes: int, sleep: float, marker: Path | None = None, seeds=(0,),
+                 gate: Path | None = None) -> Path:
     scenes = ", ".join(f'"synthetic:16x8:{i}"' for i in range(n_scenes))
     path.write_text(
         f'name = "sleepy"\nscenes = [{scenes}]\nseeds = {list(seeds)}\nsave_outputs = "none"\n'
         '[grid]\nscale = 2\nkernel = "box"\nsensor = "landsat8_bgr"\n'
-        f'[[methods]]\nname = "_test_sleepy"\nmodes = ["blind"]\nparams = {{ sleep = {sleep}, marker = "{marker or ""}" }}\n'
+        f'[[methods]]\nname = "_test_sleepy"\nmodes = ["blind"]\nparams = {{ sleep = {sleep}, marker = "{marker or ""}", gate = "{gate or ""}" }}\n'
     )
     return path
 

@@ -203,3 +203,18 @@ def test_method_styles_are_distinct_and_family_styled():
     assert len({(tuple(s["color"]), s["marker"]) for s in st.values()}) == 13
     assert len({tuple(s["color"]) for s in st.values()}) == 13  # tab20: no colour repeats up to 20 methods
     assert st["m0"]["linestyle"] == ":" and st["m1"]["linestyle"] == "-" and st["m12"]["linestyle"] == "--"
+
+
+def test_a_partial_store_is_reported_as_partial(report, tmp_path):
+    """The run records its planned job ids; a report built before every planned job has a row says so
+    at the top, and a finished store's report does not."""
+    assert "Partial results" not in report.read_text()
+    st = study_from_dict({"name": "part", "scenes": ["synthetic:16x8:0"], "seeds": [0, 1, 2],
+                          "grid": {"scale": 2}, "methods": [{"name": "upsample", "modes": ["blind"]}]})
+    out = tmp_path / "res"
+    run_study(st, out, progress=False)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["total"] == 3 and sorted(plan["job_ids"]) == sorted(j.job_id for j in st.jobs())
+    (out / "jobs" / f"{plan['job_ids'][0]}.json").unlink()
+    part = make_report(out, tmp_path / "part").read_text()
+    assert "**Partial results: 1 of the study's 3 planned jobs are not in the store yet**" in part

@@ -190,22 +190,26 @@ def test_killed_run_resumes_with_every_job_exactly_once(tmp_path):
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
     driver = write_plugin(tmp_path / "plugin")
-    # 4 jobs of 3 s: the first run still holds the lock while the second one starts up (several
-    # seconds: loading a study imports every method)
-    study = sleepy_study(tmp_path / "s.toml", n_scenes=4, sleep=3.0)
+    # the first run's jobs wait for a gate file, so it holds the lock for as long as the second run
+    # needs to start up (seconds: loading a study imports every method), however loaded the machine
+    gate, marker = tmp_path / "gate", tmp_path / "started"
+    study = sleepy_study(tmp_path / "s.toml", n_scenes=4, sleep=0.0, marker=marker, gate=gate)
     out = tmp_path / "res"
     cmd = [sys.executable, str(driver), "run", str(study), "--out", str(out), "--quiet"]
     env = _env(tmp_path / "plugin")
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: len(_results(out / "jobs")) >= 1 or first.poll() is not None, what="the first run's first row")
+        _wait_for(lambda: (marker.is_dir() and any(marker.iterdir())) or first.poll() is not None,
+                  what="the first run's first job")
         assert first.poll() is None, "the first run must still be running"
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2
         assert "in use by another hsibench run" in second.stderr and len(second.stderr.strip().splitlines()) == 1
         assert f"pid {first.pid}" in second.stderr
+        gate.touch()
         assert first.wait(timeout=300) == 0
     finally:
+        gate.touch()
         if first.poll() is None:
             first.kill()
     rows = list(ResultStore(out).rows())

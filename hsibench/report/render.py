@@ -106,6 +106,17 @@ def _grid_order(store: ResultStore) -> dict:
     return {k: [str(v) for v in vals] for k, vals in grid.items() if isinstance(vals, list) and k in ("kernel", "sensor")}
 
 
+def _missing_planned(df: pd.DataFrame, store: ResultStore) -> tuple[int, int] | None:
+    """(jobs of the latest run's plan without a row, planned jobs), or None when every planned job
+    has a row or the store records no plan."""
+    plan = store.plan() if store is not None else None
+    if not plan:
+        return None
+    have = set(df["job_id"].astype(str)) if "job_id" in df else set()
+    missing = sum(1 for i in plan if i not in have)
+    return (missing, len(plan)) if missing else None
+
+
 def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path, title: str) -> list[tuple]:
     """The report as blocks: ("h", level, text), ("p", text), ("table", DataFrame), ("list", items), ("img", path)."""
     ok = df[df["status"] == "ok"]
@@ -114,6 +125,10 @@ def _sections(df: pd.DataFrame, rows: list[dict], store: ResultStore, out: Path,
     b: list[tuple] = [("h", 1, title)]
     b.append(("p", f"{len(df)} jobs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
               f". Scenes: {', '.join(sorted(str(x) for x in df['scene_name'].dropna().unique()))}. Seeds: {sorted(df['seed'].unique().tolist())}."))
+    missing = _missing_planned(df, store)
+    if missing:
+        b.append(("p", f"**Partial results: {missing[0]} of the study's {missing[1]} planned jobs are not in the store "
+                       "yet** (its run has not finished); every number below covers only the jobs that are."))
     v = first_ok.get("versions", {})
     b.append(("p", "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if k not in ("platform", "conventions")) +
               f"; conventions {first_ok.get('conventions_version')}; metric preset `{first_ok.get('metric_preset', 'n/a')}`."))

@@ -523,6 +523,7 @@ def run_study(study: Study, out_dir: str | Path, workers: int = 1, threads: int 
 
 def _run_locked(study, store, executor, retry_failed, progress, rerun_stale) -> RunSummary:
     jobs = list({j.job_id: j for j in study.jobs()}.values())
+    store.write_plan(j.job_id for j in jobs)
     rows, corrupt = store.scan()
     current = code_version()["code_id"]
     stale = {i for i, r in rows.items() if code_id_of(r) != current}

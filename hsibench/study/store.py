@@ -3,6 +3,8 @@
 Layout of a store folder::
 
     study.json            the study as given (for provenance)
+    plan.json             the job ids the latest run set out to finish (so a report can tell a
+                          partial store from a finished one)
     jobs/<job_id>.json    one result row per job (full config, metrics, runtime, versions, status)
     arrays/<job_id>.npz   saved output (and, per case, the ground truth and inputs) for visual panels
 
@@ -136,6 +138,20 @@ class ResultStore:
         if study_source is not None:
             atomic.write_json(self.root / "study.json", jsonable(study_source), indent=2)
         return self
+
+    def write_plan(self, job_ids) -> Path:
+        """Record the job ids the current run of the study set out to finish (``plan.json``)."""
+        ids = list(dict.fromkeys(str(i) for i in job_ids))
+        return atomic.write_json(self.root / "plan.json", {"total": len(ids), "job_ids": ids})
+
+    def plan(self) -> list[str] | None:
+        """The planned job ids of the latest run, or None when the store has no readable plan
+        (written by an older version, or not by :func:`~hsibench.study.run_study`)."""
+        try:
+            ids = json.loads((self.root / "plan.json").read_text()).get("job_ids")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return [str(i) for i in ids] if isinstance(ids, list) else None
 
     @contextmanager
     def lock(self) -> Iterator["ResultStore"]:
