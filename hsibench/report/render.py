@@ -97,11 +97,8 @@ def _varying(df: pd.DataFrame) -> list[str]:
 def _grid_order(store: ResultStore) -> dict:
     """The text axes of the study grid in the order the study file lists them (kernels, sensors), for
     the plots' x axes; empty when the store has no readable study file."""
-    import json
-
-    try:
-        grid = json.loads((store.root / "study.json").read_text()).get("grid") or {}
-    except (OSError, ValueError, AttributeError):
+    grid = (store.study() or {}).get("grid")
+    if not isinstance(grid, dict):
         return {}
     return {k: [str(v) for v in vals] for k, vals in grid.items() if isinstance(vals, list) and k in ("kernel", "sensor")}
 
@@ -109,7 +106,7 @@ def _grid_order(store: ResultStore) -> dict:
 def _missing_planned(df: pd.DataFrame, store: ResultStore) -> tuple[int, int] | None:
     """(jobs of the latest run's plan without a row, planned jobs), or None when every planned job
     has a row or the store records no plan."""
-    plan = store.plan() if store is not None else None
+    plan = store.plan()
     if not plan:
         return None
     have = set(df["job_id"].astype(str)) if "job_id" in df else set()

@@ -144,13 +144,23 @@ class ResultStore:
         ids = list(dict.fromkeys(str(i) for i in job_ids))
         return atomic.write_json(self.root / "plan.json", {"total": len(ids), "job_ids": ids})
 
+    def _read_meta(self, name: str) -> dict | None:
+        """A JSON object file of the store's root (``study.json``, ``plan.json``), or None when it is
+        missing, unreadable or not an object."""
+        try:
+            d = json.loads((self.root / name).read_text())
+        except (OSError, ValueError):
+            return None
+        return d if isinstance(d, dict) else None
+
+    def study(self) -> dict | None:
+        """The study as recorded by :meth:`init` (``study.json``), or None when there is none readable."""
+        return self._read_meta("study.json")
+
     def plan(self) -> list[str] | None:
         """The planned job ids of the latest run, or None when the store has no readable plan
         (written by an older version, or not by :func:`~hsibench.study.run_study`)."""
-        try:
-            ids = json.loads((self.root / "plan.json").read_text()).get("job_ids")
-        except (OSError, ValueError, AttributeError):
-            return None
+        ids = (self._read_meta("plan.json") or {}).get("job_ids")
         return [str(i) for i in ids] if isinstance(ids, list) else None
 
     @contextmanager
