@@ -197,9 +197,9 @@ def test_to_tensor_numpy_unchanged_and_a_copy():
 
 @pytest.mark.parametrize("source", ["torch", "numpy", "array_api_strict"])
 def test_to_tensor_imports_dlpack_without_the_host_path(source, monkeypatch):
-    """A DLPack exporter goes through torch.from_dlpack (hsibench.xp.to_numpy is never called),
+    """A DLPack exporter goes through torch.from_dlpack (the engine's to_numpy is never called),
     with the NumPy path's values and memory of its own."""
-    import hsibench.xp
+    import hsibench.nets.engine
     from hsibench.nets.engine import to_tensor
 
     ref = np.random.default_rng(1).random((3, 5)) + 0.1
@@ -211,7 +211,7 @@ def test_to_tensor_imports_dlpack_without_the_host_path(source, monkeypatch):
         xps = pytest.importorskip("array_api_strict")
         base = xps.asarray(ref.copy())
     a = _DLPackOnly(base)
-    monkeypatch.setattr(hsibench.xp, "to_numpy", lambda x: pytest.fail("host path taken"))
+    monkeypatch.setattr(hsibench.nets.engine, "to_numpy", lambda x: pytest.fail("host path taken"))
     for dtype in (torch.float32, torch.float64):
         t = to_tensor(a, torch.device("cpu"), dtype=dtype)
         assert t.dtype == dtype

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 from ..methods.base import Context, Method, MethodError, add_notes
+from ..xp import to_numpy
 
 __all__ = [
     "NetMethod",
@@ -399,8 +400,6 @@ def to_tensor(a, device: torch.device, dtype=torch.float32) -> torch.Tensor:
         t = torch.from_dlpack(a)  # shares the exporter's memory, on its device
         t = t.to(dtype=torch.float32, copy=True)  # a copy on that device (as the NumPy path rounds)
         return t.to(device=device, dtype=dtype)
-    from ..xp import to_numpy
-
     return torch.as_tensor(np.array(to_numpy(a), dtype=np.float32, copy=True), dtype=dtype, device=device)
 
 
@@ -600,8 +599,6 @@ def saturation_note(out: np.ndarray, lr) -> str | None:
     are not flagged. ``lr`` may be in any namespace; a device array is copied to the host (once per
     fit, after training).
     """
-    from ..xp import to_numpy
-
     out = np.asarray(out)
     lr = np.asarray(to_numpy(lr))
     bands = out.shape[0]
@@ -625,8 +622,6 @@ def flat_output_note(out: np.ndarray, lr) -> str | None:
     should vary at least as much as its low-resolution version). ``lr`` may be in any namespace; a
     device array is copied to the host (once per fit, after training).
     """
-    from ..xp import to_numpy
-
     out = np.asarray(out, np.float64)
     lr = np.asarray(to_numpy(lr), np.float64)
     bands = out.shape[0]
@@ -671,7 +666,8 @@ class NetMethod(Method):
             devs.append(f"budget override: {int(ctx.iterations)} iterations (preset {self.preset!r}: "
                         f"{int(self.params['iterations'])}), schedule scaled to it")
         info.update(threads=threads, device=str(device), seed=int(ctx.seed), preset=self.preset, deviations=devs)
-        add_notes(info, [n for n in (saturation_note(out, lr), flat_output_note(out, lr)) if n])
+        lr_host = to_numpy(lr)  # one host copy of a device LrHSI for both output checks
+        add_notes(info, [n for n in (saturation_note(out, lr_host), flat_output_note(out, lr_host)) if n])
         return out, info
 
     def _run(self, lr: torch.Tensor, msi: torch.Tensor, ctx: Context, device: torch.device):  # pragma: no cover
