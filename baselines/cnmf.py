@@ -37,8 +37,8 @@ import numpy as np
 
 from ..degrade.psf import make_psf
 from ..degrade.spatial import blur_decimate, upsample
-from ..methods.base import Context, InputError, Method
-from ..methods.registry import get_estimator, register
+from ..methods.base import Context, InputError, Method, estimate_psf_srf
+from ..methods.registry import register
 from ..xp import array_namespace, asarray_like, device_of, to_numpy
 from ._common import as_float64, nnls_gram, virtual_dimensionality, vca
 
@@ -430,9 +430,7 @@ class CNMF(Method):
         if policy == "gauss":
             psf, psf_source = None, None
         elif policy == "estimate" and psf is None:
-            est = get_estimator()  # raises EstimatorMissing if none is registered
-            coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
-            psf, _ = est(lr, msi, ctx.scale, band_coverage=coverage)  # in the inputs' namespace
+            psf, _ = estimate_psf_srf(lr, msi, ctx)  # raises EstimatorMissing if none is registered
             psf_source = "estimated (degradation estimator)"
         elif policy not in ("auto", "estimate"):
             raise InputError(f"cnmf: coupling_psf must be 'auto', 'gauss' or 'estimate', got {policy!r}")

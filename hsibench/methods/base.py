@@ -426,14 +426,19 @@ def _resolve_knowledge(method: Method, lr, msi, ctx: Context) -> Context:
     missing = [n for n in ("psf", "srf") if getattr(ctx, n) is None and n in wanted]
     if not missing:
         return ctx
+    psf, srf = estimate_psf_srf(lr, msi, ctx)
+    return ctx.with_estimates(psf, srf, "estimated")
+
+
+def estimate_psf_srf(lr, msi, ctx: Context):
+    """(psf, srf) from the registered degradation estimator, with the band coverage the knowledge
+    mode allows (``srf_support`` and ``oracle`` pass ``ctx.coverage``, other modes none). The cubes go
+    in their own namespace (device arrays stay on the device); the small estimates come back as
+    NumPy arrays. Raises :class:`~hsibench.methods.registry.EstimatorMissing` if none is registered."""
     from .registry import get_estimator  # the registry, not an implementation, knows the estimator
 
-    est = get_estimator()
     coverage = ctx.coverage if ctx.mode in ("srf_support", "oracle") else None
-    # the cubes go in their own namespace (device arrays stay on the device); the small
-    # estimates come back as NumPy arrays (run_method stores host copies in ``info``)
-    psf, srf = est(lr, msi, ctx.scale, band_coverage=coverage)
-    return ctx.with_estimates(psf, srf, "estimated")
+    return get_estimator()(lr, msi, ctx.scale, band_coverage=coverage)
 
 
 def _normalise_knowledge(ctx: Context) -> tuple[Context, list[str]]:
