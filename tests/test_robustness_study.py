@@ -59,3 +59,13 @@ def test_robustness_study_job_count_matches_its_header(study):
     per_method = Counter(j.method.name for j in jobs)
     assert set(per_method.values()) == {3 * 10 * 3 * 2}
     assert len({j.job_id for j in jobs}) == len(jobs)
+
+
+def test_reproduction_check_file_is_the_flagships_base_case_on_one_scene(study):
+    """reports/robustness/check_base.toml (the reproduction check in PLAN.md) must expand to jobs of
+    the flagship itself: the same ids, so its rows can be compared with the committed ones."""
+    check = load_study(STUDY.parents[1] / "robustness" / "check_base.toml")
+    flagship = {j.job_id: j for j in study.jobs()}
+    jobs = check.jobs()
+    assert len(jobs) == 12 * 2 and all(j.job_id in flagship for j in jobs)
+    assert {(d.scale, d.kernel, d.snr_hs) for d in check.degradations} == {BASE}
