@@ -85,17 +85,31 @@ def test_a_crossing_in_the_middle_and_axes_varied_together_are_reported_once():
     # hysure wins only at 30 dB: a region of one level; both SNRs move together -> one sentence
     df = table({"fuse": lambda m, i, s: 30.0 + i, "hysure": lambda m, i, s: (30.5 if s == 30 else 29.0) + i},
                twin_snr=True)
-    axis = lines_with(findings(df), "`, by ")
-    assert len(axis) == 1
+    out = findings(df)
+    axis = lines_with(out, "`, by ")
+    assert len(axis) == 2 and axis[1] == "`blind`, by scene: fuse is best at every level (a, b, c)."
     assert axis[0].startswith("`blind`, by LrHSI SNR (varied with HrMSI SNR), best per level: 20 dB–25 dB: fuse; "
                               "30 dB: hysure; 35 dB: fuse; at LrHSI SNR = 30 dB, hysure leads fuse by 0.50 dB")
 
 
 def test_a_single_degradation_gives_no_axis_sentence_and_a_constant_winner_says_so():
-    one = table({"a": lambda m, i, s: 31.0 + i, "b": lambda m, i, s: 30.0 + i}, snrs=(30.0,))
+    one = table({"a": lambda m, i, s: 31.0 + i, "b": lambda m, i, s: 30.0 + i}, snrs=(30.0,), scenes=("x",))
     assert not lines_with(findings(one), "`, by ")
     grid = table({"a": lambda m, i, s: 31.0 + i, "b": lambda m, i, s: 30.0 + i})
-    assert lines_with(findings(grid), "`, by ") == ["`blind`, by LrHSI SNR: a is best at every level (20 dB, 25 dB, 30 dB, 35 dB)."]
+    assert lines_with(findings(grid), "`, by ") == ["`blind`, by LrHSI SNR: a is best at every level (20 dB, 25 dB, 30 dB, 35 dB).",
+                                                  "`blind`, by scene: a is best at every level (a, b, c)."]
+
+
+def test_the_best_method_per_scene_and_its_paired_lead_there():
+    # fuse best overall (+1 dB on scenes a and b); hysure better by 0.5 dB on every case of scene c
+    df = table({"fuse": lambda m, i, s: 30.0 + s / 10, "hysure": lambda m, i, s: 30.0 + s / 10 + (0.5 if i == 2 else -1.0)})
+    out = findings(df)
+    assert "**fuse** has the best mean PSNR" in out[0]
+    assert lines_with(out, "by scene") == ["`blind`, by scene, best per level: a, b: fuse; c: hysure; at scene = c, hysure "
+                                           "leads fuse by 0.50 dB [0.50, 0.50] on the 4 cases both ran; hysure better on 4 of 4."]
+    # the table's own column when the report's display name is there
+    named = df.assign(scene_name=df["scene"].map({"a": "cave", "b": "pavia", "c": "jasper"}))
+    assert lines_with(findings(named), "by scene")[0].startswith("`blind`, by scene, best per level: cave: fuse; jasper: hysure; pavia: fuse;")
 
 
 def test_deep_against_classical_per_mode():

@@ -182,6 +182,9 @@ def _levels(axis: str, values: list) -> str:
 
 def _axis_sentences(ok, metric, sign, best, seed, n_resamples) -> list[str]:
     axes = [c for c in degradation_columns(ok) if ok[c].nunique(dropna=False) > 1]
+    scene = next((c for c in ("scene_name", "scene") if c in ok), None)
+    if scene is not None and ok[scene].nunique() > 1:
+        axes.append(scene)  # which method to pick for which kind of scene
     out = []
     for mode in ordered_modes(ok["mode"]):
         g = ok[ok["mode"] == mode]
@@ -293,7 +296,8 @@ def findings(df: pd.DataFrame, metric: str = "psnr", *, tolerance: float | None 
     2. per mode with both families, the best deep method minus the best classical one (paired CI);
     3. per mode and varying degradation axis, the best method at each level (mean over the other
        axes, scenes and seeds) and, where another method than the mode's best wins, the region of the
-       axis where it does (``describe_region``) with the paired difference there;
+       axis where it does (``describe_region``) with the paired difference there; the same per scene
+       (``scene_name``, else ``scene``) when there are several;
     4. per mode, the fastest method (median ``runtime_s`` per job) whose mean is within ``tolerance``
        of the best mean, against the best's median wall time;
     5. per mode other than ``oracle``, the methods that lose most and least against their own
@@ -387,7 +391,7 @@ def findings_section(df: pd.DataFrame, metric: str = "psnr", *, seed: int = 0, n
     tol = DEFAULT_TOLERANCE.get(metric)
     note = (f"Read from the statistics below ({metric.upper()}; brackets: 95 % bootstrap CIs over cases). A lead is "
             "real when the paired CI of the difference on the cases both methods ran excludes 0; per-level winners "
-            "are means over the other degradation axes, scenes and seeds")
+            "are means over the other degradation axes, scenes and seeds (per scene: over the degradations and seeds)")
     if tol is not None:
         note += (f"; the cost line takes the fastest method (median wall time per job) within {tol:g}{_unit(metric)} "
                  "of the best mean")

@@ -35,7 +35,7 @@ HIGHER_IS_BETTER = {"psnr": True, "sam": False, "ergas": False, "ssim": True, "u
                     "qnr": True, "d_lambda": False, "d_s": False}  # the last three: no-reference (real pairs)
 AXIS_NAMES = {"scale": "scale", "snr_hs": "LrHSI SNR", "snr_ms": "HrMSI SNR", "kernel": "kernel", "sensor": "sensor",
               "boundary": "boundary", "noise_per_band": "per-band noise", "misregistration": "misregistration",
-              "srf_sampling": "SRF sampling"}
+              "srf_sampling": "SRF sampling", "scene_name": "scene"}
 #: The degradation columns that hold an SNR in dB (no noise: inf; None or NaN in raw rows).
 SNR_AXES = ("snr_hs", "snr_ms")
 _UNITS = {"snr_hs": " dB", "snr_ms": " dB"}
