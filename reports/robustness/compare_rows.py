@@ -2,13 +2,13 @@
 
 Usage: python reports/robustness/compare_rows.py COMMITTED_RESULTS RERUN_RESULTS
 """
-import json
 import sys
-from pathlib import Path
+
+from hsibench.study.store import ResultStore
 
 
 def rows(folder):
-    return {d["job_id"]: d for d in (json.loads(p.read_text()) for p in Path(folder, "jobs").glob("*.json"))}
+    return {d["job_id"]: d for d in ResultStore(folder).rows()}
 
 
 a, b = rows(sys.argv[1]), rows(sys.argv[2])
